@@ -1,0 +1,207 @@
+"""Quantizers: pure functions on tensors, each with a straight-through backward.
+
+The one uniform quantizer of the project (used by layers, clipping analyses and widgets):
+the range [lo, hi] is cut into 2^k equal bins of width Δ = (hi − lo)/2^k and every value is
+replaced by the centre of its bin,
+
+    Q(x) = lo + Δ·(i + ½),   i = clamp(floor((x − lo)/Δ), 0, 2^k − 1),
+
+so values outside [lo, hi] are clipped to the outermost levels. With a flat density inside
+each bin its rounding noise is Δ²/12 = α²/(3·4^k) for the symmetric range [−α, α], the
+term of the ACIQ paper (Banner et al. 2019).
+
+Larq-style quantizer objects (`SignQuantizer`, `UniformQuantizer`) wrap these functions so
+that layers take `kernel_quantizer=` / `input_quantizer=`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "sign",
+    "sign_ste",
+    "quantize_uniform",
+    "minmax_range",
+    "check_bits",
+    "Quantizer",
+    "SignQuantizer",
+    "UniformQuantizer",
+    "as_quantizer",
+]
+
+MAX_BITS = 16
+
+
+def check_bits(bits: int) -> int:
+    """Return `bits` as an int, or raise a ValueError a person can act on."""
+    if isinstance(bits, bool) or not float(bits).is_integer():
+        raise ValueError(f"bits must be an integer in 1..{MAX_BITS}, got {bits!r}")
+    bits = int(bits)
+    if not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be in 1..{MAX_BITS}, got {bits}")
+    return bits
+
+
+def sign(x: Tensor) -> Tensor:
+    """sign(x) ∈ {−1, +1} with sign(0) = +1 (the BNN paper's convention)."""
+    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
+class _SignSTE(torch.autograd.Function):
+    """Forward q = sign(x); backward g_x = g_q · 1{|x| ≤ 1} (hard-tanh derivative)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return grad_out * (x.abs() <= 1).to(grad_out.dtype)
+
+
+def sign_ste(x: Tensor) -> Tensor:
+    """Binarize with the straight-through estimator of Hubara et al. (2016).
+
+    Forward: q = sign(x) ∈ {−1, +1}, sign(0) = +1.
+    Backward: ∂L/∂x = ∂L/∂q · 1{|x| ≤ 1}, "gradient cancellation" outside [−1, 1].
+    """
+    return _SignSTE.apply(x)
+
+
+def _uniform_levels(x: Tensor, bits: int, lo: Tensor, hi: Tensor, stochastic: bool,
+                    generator: torch.Generator | None) -> Tensor:
+    n = 2**bits
+    delta = (hi - lo) / n
+    u = (x - lo) / delta - 0.5  # position in units of bins, 0 at the first bin's centre
+    if stochastic:
+        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        i = torch.floor(u + noise)  # rounds up with probability frac(u): unbiased
+    else:
+        i = torch.floor(u + 0.5)
+    i = i.clamp(0, n - 1)
+    return lo + delta * (i + 0.5)
+
+
+class _UniformSTE(torch.autograd.Function):
+    """Forward Q(x); backward g_x = g_q · 1{lo ≤ x ≤ hi} (straight through, clipped)."""
+
+    @staticmethod
+    def forward(ctx, x, bits, lo, hi, stochastic, generator):
+        ctx.save_for_backward(x, lo, hi)
+        return _uniform_levels(x, bits, lo, hi, stochastic, generator)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, lo, hi = ctx.saved_tensors
+        inside = ((x >= lo) & (x <= hi)).to(grad_out.dtype)
+        return grad_out * inside, None, None, None, None, None
+
+
+def quantize_uniform(
+    x: Tensor,
+    bits: int,
+    lo: float | Tensor,
+    hi: float | Tensor,
+    stochastic: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Quantize `x` to 2^bits levels: the centres of 2^bits equal bins over [lo, hi].
+
+    Q(x) = lo + Δ(i + ½), Δ = (hi − lo)/2^bits, i = clamp(round((x − lo)/Δ − ½), 0, 2^bits − 1).
+    Deterministic rounding goes to the nearest level; stochastic rounding goes up with
+    probability equal to the fractional distance, so E[Q(x)] = x inside the range.
+    `lo`/`hi` may be tensors broadcastable to `x` (per-channel ranges).
+    Backward: straight through inside [lo, hi], zero outside.
+    """
+    bits = check_bits(bits)
+    if not torch.is_tensor(x):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        x = x.float()
+    lo_t = torch.as_tensor(lo, dtype=x.dtype, device=x.device)
+    hi_t = torch.as_tensor(hi, dtype=x.dtype, device=x.device)
+    if torch.isnan(lo_t).any() or torch.isnan(hi_t).any() or (hi_t <= lo_t).any():
+        raise ValueError(f"the clipping range needs lo < hi, got lo={lo}, hi={hi}")
+    return _UniformSTE.apply(x, bits, lo_t, hi_t, stochastic, generator)
+
+
+def minmax_range(x: Tensor, symmetric: bool = True, dim: int | None = None) -> tuple[Tensor, Tensor]:
+    """The min/max clipping range of `x` (GEMMLOWP style), per tensor or per slice along `dim`.
+
+    symmetric: [−max|x|, max|x|]; asymmetric: [min x, max x]. A zero-width range is widened
+    by a tiny epsilon so that the quantizer stays defined.
+    """
+    x = x.detach()
+    if dim is None:
+        lo, hi = x.min(), x.max()
+    else:
+        reduce = [d for d in range(x.dim()) if d != dim % x.dim()]
+        lo = x.amin(dim=reduce, keepdim=True)
+        hi = x.amax(dim=reduce, keepdim=True)
+    if symmetric:
+        hi = torch.maximum(lo.abs(), hi.abs())
+        lo = -hi
+    eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 1e-7
+    hi = torch.maximum(hi, lo + eps)
+    return lo, hi
+
+
+# --- Larq-style quantizer objects -------------------------------------------------------
+
+Quantizer = Callable[[Tensor], Tensor]
+
+
+class SignQuantizer:
+    """x ↦ sign_ste(x): 1 bit, values in {−1, +1}."""
+
+    bits = 1
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return sign_ste(x)
+
+    def __repr__(self) -> str:
+        return "SignQuantizer()"
+
+
+class UniformQuantizer:
+    """x ↦ quantize_uniform(x, bits, lo, hi): k bits over a fixed or a min/max range.
+
+    clip=α gives the fixed range [−α, α]; clip=None takes the min/max range of each tensor
+    (symmetric or not). `per_channel=True` takes one range per slice along axis 0.
+    """
+
+    def __init__(self, bits: int, clip: float | None = 1.0, symmetric: bool = True,
+                 stochastic: bool = False, per_channel: bool = False):
+        self.bits = check_bits(bits)
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be > 0 (or None for min/max), got {clip}")
+        self.clip, self.symmetric = clip, symmetric
+        self.stochastic, self.per_channel = stochastic, per_channel
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.clip is not None:
+            lo, hi = -self.clip, self.clip
+        else:
+            lo, hi = minmax_range(x, self.symmetric, dim=0 if self.per_channel else None)
+        return quantize_uniform(x, self.bits, lo, hi, self.stochastic)
+
+    def __repr__(self) -> str:
+        return (f"UniformQuantizer(bits={self.bits}, clip={self.clip}, "
+                f"symmetric={self.symmetric}, stochastic={self.stochastic})")
+
+
+def as_quantizer(spec: Quantizer | str | int | None) -> Quantizer | None:
+    """Turn a short spec into a quantizer: None, "sign", an int k (k bits on [−1, 1]), or a callable."""
+    if spec is None or callable(spec):
+        return spec
+    if spec in ("sign", "ste_sign", 1):
+        return SignQuantizer()
+    if isinstance(spec, int):
+        return UniformQuantizer(spec, clip=1.0)
+    raise ValueError(f"unknown quantizer {spec!r}: use None, 'sign', a bit width or a callable")
