@@ -1,0 +1,397 @@
+"""ACIQ: the mean-square error of clipping plus rounding, optimal clipping, bit allocation,
+bias correction and 4-bit post-training quantization.
+
+Banner, Nahshan, Soudry, "Post training 4-bit quantization of convolutional networks for
+rapid-deployment", NeurIPS 2019 (first as "ACIQ: Analytical Clipping for Integer
+Quantization of neural networks", arXiv:1810.05723).
+
+A tensor X is clipped to [−α, α] and quantized to M bits by the project's one quantizer,
+`analysis.quant.quantize_uniform`: 2^M bins of width Δ = 2α/2^M, each value replaced by the
+centre of its bin, so the outermost levels are ±(α − Δ/2). Its mean-square error is
+
+    E[(X − Q(X))²] ≈ clipping noise + α²/(3·4^M)          (the paper's approximation)
+    Laplace(b):  2b²·e^(−α/b) + α²/(3·4^M)
+    Gaussian(σ): (α² + σ²)·[1 − erf(α/(σ√2))] − √(2/π)·α·σ·e^(−α²/(2σ²)) + α²/(3·4^M)
+
+The rounding term α²/(3·4^M) = Δ²/12 assumes a flat density inside every bin and all the
+mass inside [−α, α]; `exact=True` integrates (x − level)² against the density over every
+bin in closed form instead (the outermost bins run to ±∞, i.e. the tail is clipped to the
+outermost level centre α − Δ/2, not to α). Everything here is in float64 numpy; tensors
+are torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import optimize, special, stats
+from torch import Tensor
+
+from analysis.quant import check_bits, quantize_uniform
+
+__all__ = [
+    "PAPER_ALPHA",
+    "PRIORS",
+    "mse_laplace",
+    "mse_gaussian",
+    "mse",
+    "optimal_alpha",
+    "alpha_table",
+    "relu_range",
+    "quant_range",
+    "measured_mse",
+    "SortedTensor",
+    "PriorFit",
+    "fit_prior",
+    "allocate_bits",
+    "allocation_mse",
+    "bias_correct",
+]
+
+PRIORS = ("laplace", "gaussian")
+
+# Optimal clipping α*/b (Laplace) and α*/σ (Gaussian) of the paper's approximation, as
+# published for M = 1..8 bits (arXiv:1810.05723 and its reference code): the project's
+# `optimal_alpha(M, prior)` must agree with these to two decimals.
+PAPER_ALPHA = {
+    "laplace": {1: 1.86, 2: 2.83, 3: 3.89, 4: 5.03, 5: 6.20, 6: 7.41, 7: 8.64, 8: 9.89},
+    "gaussian": {1: 1.24, 2: 1.71, 3: 2.15, 4: 2.55, 5: 2.93, 6: 3.28, 7: 3.61, 8: 3.92},
+}
+
+_MAX_CELLS = 1 << 22  # bins × α values evaluated at once by the exact MSE
+
+
+# --- checks ------------------------------------------------------------------------------
+
+def _check_prior(prior: str) -> str:
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    return prior
+
+
+def _positive_array(value, name: str) -> np.ndarray:
+    a = np.asarray(value, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError(f"{name} is empty")
+    if np.isnan(a).any() or (a <= 0).any():
+        raise ValueError(f"{name} must be > 0 (and not NaN), got {value!r}")
+    return a
+
+
+def _bits_array(bits) -> np.ndarray:
+    m = np.asarray(bits)
+    if m.size == 0:
+        raise ValueError("bits is empty")
+    for v in np.unique(m):
+        check_bits(v.item() if hasattr(v, "item") else v)
+    return m.astype(np.int64)
+
+
+def _check_tensor(x: Tensor, name: str = "x") -> Tensor:
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty: nothing to quantize")
+    if not x.is_floating_point():
+        x = x.double()
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return x
+
+
+# --- closed-form pieces, in units of the prior's scale (b or σ = 1) -------------------------
+
+def _clip_noise(a: np.ndarray, prior: str) -> np.ndarray:
+    """E[(|X| − a)²; |X| > a] for the unit prior (both tails)."""
+    if prior == "laplace":
+        return 2.0 * np.exp(-a)
+    return (a**2 + 1.0) * special.erfc(a / math.sqrt(2.0)) - math.sqrt(2 / math.pi) * a * np.exp(-a**2 / 2)
+
+
+def _bin_moment(lo: np.ndarray, hi: np.ndarray, c: np.ndarray, prior: str) -> np.ndarray:
+    """∫_lo^hi (x − c)² f(x) dx for the unit prior's density f, 0 ≤ lo < hi ≤ ∞."""
+    if prior == "laplace":
+        # antiderivative of (x − c)²·½e^(−x) on x ≥ 0: −½e^(−x)[(x − c)² + 2(x − c) + 2]
+        def upper(t):
+            with np.errstate(invalid="ignore", over="ignore"):
+                v = 0.5 * np.exp(-t) * ((t - c) ** 2 + 2 * (t - c) + 2)
+            return np.where(np.isinf(t), 0.0, v)
+    else:
+        # ∫_t^∞ (x − c)² φ(x) dx = (1 + c²)·Q(t) + (t − 2c)·φ(t), Q the normal survival function
+        def upper(t):
+            with np.errstate(invalid="ignore"):
+                v = (1 + c**2) * special.ndtr(-t) + (t - 2 * c) * np.exp(-t**2 / 2) / math.sqrt(2 * math.pi)
+            return np.where(np.isinf(t), 0.0, v)
+    return upper(lo) - upper(hi)
+
+
+def _exact_unit(a: np.ndarray, bits: int, prior: str, relu: bool) -> np.ndarray:
+    """Exact E[(X − Q(X))²] for the unit prior, a = α/scale (1-D array), one bit width.
+
+    Symmetric: by symmetry twice the positive half, whose bins are [kΔ, (k+1)Δ) with
+    centres (k + ½)Δ, Δ = 2a/2^M, the last one running to ∞. ReLU (see `relu_range`):
+    levels kΔ, Δ = 2a/(2^(M+1) − 1), bins [(k − ½)Δ, (k + ½)Δ) ∩ [0, ∞); the zeros are exact.
+    """
+    n = 2**bits
+    k = np.arange(n // 2 if not relu else n, dtype=np.float64)
+    out = np.empty_like(a)
+    step = max(1, _MAX_CELLS // k.size)
+    for s in range(0, a.size, step):
+        aa = a[s:s + step, None]
+        if relu:
+            d = 2 * aa / (2 * n - 1)
+            c = k * d
+            lo, hi = np.maximum((k - 0.5) * d, 0.0), (k + 0.5) * d
+        else:
+            d = 2 * aa / n
+            c = (k + 0.5) * d
+            lo, hi = k * d, (k + 1) * d
+        hi = np.where(k == k[-1], np.inf, hi)
+        total = _bin_moment(lo, hi, c, prior).sum(axis=1)
+        out[s:s + step] = total if relu else 2 * total
+    return out
+
+
+def _mse(alpha, scale, bits, prior: str, exact: bool, relu: bool) -> np.ndarray | float:
+    alpha = _positive_array(alpha, "alpha")
+    scale = _positive_array(scale, "scale (b or sigma)")
+    m = _bits_array(bits)
+    a, s, m = np.broadcast_arrays(alpha / scale, scale, m)
+    out = np.empty(a.shape)
+    for bits_value in np.unique(m):
+        sel = m == bits_value
+        if exact:
+            out[sel] = _exact_unit(a[sel].ravel(), int(bits_value), prior, relu)
+        else:
+            rounding = a[sel] ** 2 / (3.0 * 4.0**bits_value)
+            clip = _clip_noise(a[sel], prior)
+            # ReLU: one tail, and rounding noise only over the positive half of the mass
+            out[sel] = clip / 2 + rounding / 8 if relu else clip + rounding
+    out = out * s**2
+    return out.item() if out.ndim == 0 else out
+
+
+def mse_laplace(alpha, b, bits, exact: bool = False, relu: bool = False):
+    """Expected MSE of clipping X ~ Laplace(0, b) to [−α, α] and quantizing to 2^bits levels.
+
+    exact=False: the paper's 2b²·e^(−α/b) + α²/(3·4^M); exact=True: the exact value for
+    `analysis.quant.quantize_uniform(x, M, −α, α)`. relu=True: the tensor is ReLU(X),
+    quantized on `relu_range(α, M)` (a level at 0); approximation b²·e^(−α/b) + α²/(24·4^M).
+    Vectorized: alpha, b, bits broadcast together; returns a float for scalar inputs.
+    """
+    return _mse(alpha, b, bits, "laplace", exact, relu)
+
+
+def mse_gaussian(alpha, sigma, bits, exact: bool = False, relu: bool = False):
+    """Expected MSE of clipping X ~ N(0, σ²) to [−α, α] and quantizing to 2^bits levels.
+
+    exact=False: the paper's (α² + σ²)[1 − erf(α/(σ√2))] − √(2/π)·α·σ·e^(−α²/(2σ²)) + α²/(3·4^M);
+    exact=True: the exact value for `quantize_uniform(x, M, −α, α)`; relu as in `mse_laplace`.
+    """
+    return _mse(alpha, sigma, bits, "gaussian", exact, relu)
+
+
+def mse(alpha, scale, bits, prior: str, exact: bool = False, relu: bool = False):
+    """`mse_laplace` or `mse_gaussian` by name."""
+    return _mse(alpha, scale, bits, _check_prior(prior), exact, relu)
+
+
+def optimal_alpha(bits: int, prior: str, exact: bool = False, relu: bool = False) -> float:
+    """α*(M) = argmin_α MSE(α), in units of b (Laplace) or σ (Gaussian), for any M in 1..16.
+
+    With exact=False it reproduces the paper's table (`PAPER_ALPHA`); with relu=True the
+    tensor is ReLU(X) (for the approximation, α*_relu(M) = α*(M + 1): one tail, half the mass).
+    """
+    bits = check_bits(bits)
+    _check_prior(prior)
+    grid = np.linspace(0.05, 6.0 + 2.5 * bits, 400)
+    values = _mse(grid, 1.0, bits, prior, exact, relu)
+    i = int(np.argmin(values))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    res = optimize.minimize_scalar(lambda a: float(_mse(a, 1.0, bits, prior, exact, relu)),
+                                   bounds=(lo, hi), method="bounded", options={"xatol": 1e-9})
+    return float(res.x)
+
+
+def alpha_table(bits=range(1, 9)) -> list[dict]:
+    """Rows of α*(M) per prior: the project's (approximation and exact) beside the paper's."""
+    rows = []
+    for m in bits:
+        row = {"bits": m}
+        for prior in PRIORS:
+            row[f"{prior}_paper"] = PAPER_ALPHA[prior].get(m, float("nan"))
+            row[f"{prior}_approx"] = optimal_alpha(m, prior)
+            row[f"{prior}_exact"] = optimal_alpha(m, prior, exact=True)
+        rows.append(row)
+    return rows
+
+
+# --- the quantizer's range and the measured MSE ----------------------------------------------
+
+def relu_range(alpha: float, bits: int) -> tuple[float, float]:
+    """The range [lo, hi] that `quantize_uniform` needs to quantize a non-negative tensor
+    clipped at α with a level exactly at 0: levels kΔ, k = 0..2^M − 1, Δ = 2α/(2^(M+1) − 1),
+    lo = −Δ/2, hi = α (so, as in the symmetric case, α is the outer bin edge and the top
+    level is α − Δ/2)."""
+    bits = check_bits(bits)
+    alpha = float(_positive_array(alpha, "alpha"))
+    delta = 2 * alpha / (2 ** (bits + 1) - 1)
+    return -delta / 2, alpha
+
+
+def quant_range(alpha: float, bits: int, relu: bool = False, center: float = 0.0) -> tuple[float, float]:
+    """[center − α, center + α], or `relu_range(α, M)` for a non-negative tensor."""
+    if relu:
+        return relu_range(alpha, bits)
+    alpha = float(_positive_array(alpha, "alpha"))
+    return center - alpha, center + alpha
+
+
+def measured_mse(x: Tensor, alpha, bits: int, relu: bool = False, center: float = 0.0):
+    """mean((x − Q(x))²) with Q = `quantize_uniform(x, M, *quant_range(α, M))`, for one α
+    or an array of α (returns a float or a numpy array)."""
+    x = _check_tensor(x).detach().double()
+    alphas = _positive_array(alpha, "alpha")
+    out = np.array([((x - quantize_uniform(x, bits, *quant_range(a, bits, relu, center))) ** 2).mean().item()
+                    for a in alphas.ravel()]).reshape(alphas.shape)
+    return out.item() if out.ndim == 0 else out
+
+
+class SortedTensor:
+    """A tensor's values sorted once, with prefix sums of x and x², so that the measured MSE
+    of `quantize_uniform` at any (α, M) costs 2^M binary searches instead of a pass over
+    the data (what makes the widget's slider cheap). The bins are those of
+    `quantize_uniform`: [lo + kΔ, lo + (k+1)Δ) → lo + (k + ½)Δ, the outer ones open."""
+
+    def __init__(self, x: Tensor):
+        x = _check_tensor(x).detach().double().flatten()
+        self.values = np.sort(x.numpy())
+        self.s1 = np.concatenate([[0.0], np.cumsum(self.values)])
+        self.s2 = np.concatenate([[0.0], np.cumsum(self.values**2)])
+        self.n = self.values.size
+
+    def mse(self, alpha, bits: int, relu: bool = False, center: float = 0.0):
+        """Same value as `measured_mse(x, alpha, bits, relu, center)` (up to float rounding)."""
+        bits = check_bits(bits)
+        alphas = _positive_array(alpha, "alpha")
+        out = np.empty(alphas.size)
+        k = np.arange(2**bits)
+        for j, a in enumerate(alphas.ravel()):
+            lo, hi = quant_range(a, bits, relu, center)
+            delta = (hi - lo) / 2**bits
+            edges = np.searchsorted(self.values, lo + delta * k[1:], side="left")
+            idx = np.concatenate([[0], edges, [self.n]])
+            n1 = np.diff(idx)
+            s1, s2 = np.diff(self.s1[idx]), np.diff(self.s2[idx])
+            c = lo + delta * (k + 0.5)
+            out[j] = (s2 - 2 * c * s1 + c**2 * n1).sum() / self.n
+        out = np.maximum(out, 0.0).reshape(alphas.shape)
+        return out.item() if out.ndim == 0 else out
+
+
+# --- fitting the prior -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PriorFit:
+    """Laplace and Gaussian fits of a tensor and their Kolmogorov–Smirnov distances."""
+
+    mean: float
+    b: float          # Laplace scale, b = mean|x − mean|
+    sigma: float      # Gaussian scale, the standard deviation
+    ks_laplace: float
+    ks_gaussian: float
+
+    @property
+    def best(self) -> str:
+        """The prior with the smaller KS distance."""
+        return "laplace" if self.ks_laplace <= self.ks_gaussian else "gaussian"
+
+    def scale(self, prior: str | None = None) -> float:
+        """b or σ for `prior` (default: the best one)."""
+        return self.b if _check_prior(prior or self.best) == "laplace" else self.sigma
+
+
+def fit_prior(x: Tensor, max_samples: int = 100_000, seed: int = 0) -> PriorFit:
+    """Fit Laplace(μ, b) with b = mean|x − μ| and N(μ, σ²), and measure each fit by the
+    KS statistic sup|F_n − F| (on at most `max_samples` values drawn without replacement)."""
+    x = _check_tensor(x).detach().double().flatten().numpy()
+    mu = float(x.mean())
+    b = float(np.abs(x - mu).mean())
+    sigma = float(x.std())
+    if not b > 0 or not sigma > 0:
+        raise ValueError("the tensor is constant: no scale to fit")
+    if x.size > max_samples:
+        x = np.random.default_rng(seed).choice(x, max_samples, replace=False)
+    ks_l = stats.kstest(x, "laplace", args=(mu, b)).statistic
+    ks_g = stats.kstest(x, "norm", args=(mu, sigma)).statistic
+    return PriorFit(mu, b, sigma, float(ks_l), float(ks_g))
+
+
+# --- per-channel bit allocation --------------------------------------------------------------
+
+def allocate_bits(alphas, budget: float, min_bits: int = 1, max_bits: int = 8) -> np.ndarray:
+    """Integer bits per channel under an average budget B (the paper's rule).
+
+    Continuous rule: 2^(M_i) ∝ α_i^(2/3), i.e. M_i = B + log2(α_i^(2/3)) − mean_j log2(α_j^(2/3)),
+    which minimizes Σ α_i²/4^(M_i) for a fixed total number of bins Σ 2^(M_i). Then a shift c
+    with Σ clip(M_i + c, min, max) = n·B, floors, and one more bit to the channels with the
+    largest remainders, so every M_i ∈ [min, max] and Σ M_i = round(n·B) exactly.
+    """
+    a = _positive_array(alphas, "alphas").ravel()
+    check_bits(min_bits), check_bits(max_bits)
+    if not min_bits <= budget <= max_bits:
+        raise ValueError(f"the average budget must be in [{min_bits}, {max_bits}] bits, got {budget}")
+    total = int(round(budget * a.size))
+    m = (2 / 3) * np.log2(a)
+    m = m - m.mean() + budget
+
+    def excess(c):
+        return np.clip(m + c, min_bits, max_bits).sum() - total
+
+    span = max_bits - min_bits + np.ptp(m) + 1
+    c = optimize.brentq(excess, -span, span) if excess(-span) < 0 < excess(span) else 0.0
+    cont = np.clip(m + c, min_bits, max_bits)
+    bits = np.floor(cont).astype(np.int64)
+    short = total - int(bits.sum())
+    if short > 0:
+        order = np.argsort(-(cont - bits), kind="stable")
+        order = order[bits[order] < max_bits]
+        bits[order[:short]] += 1
+    return bits
+
+
+def allocation_mse(scales, bits_per_channel, prior: str, exact: bool = False) -> float:
+    """Mean over channels of the expected MSE when channel i (scale b_i or σ_i) is clipped at
+    its optimal α*(M_i)·scale_i and quantized to M_i bits."""
+    s = _positive_array(scales, "scales").ravel()
+    m = _bits_array(bits_per_channel).ravel()
+    if m.size == 1:
+        m = np.full(s.shape, m.item())
+    if m.shape != s.shape:
+        raise ValueError(f"one bit width per channel: got {m.size} for {s.size} channels")
+    table = {int(v): optimal_alpha(int(v), prior, exact) for v in np.unique(m)}
+    alpha = s * np.array([table[int(v)] for v in m])
+    return float(np.mean(mse(alpha, s, m, prior, exact)))
+
+
+# --- bias correction -------------------------------------------------------------------------
+
+def bias_correct(w_q: Tensor, w: Tensor, scale: bool = False) -> Tensor:
+    """Per output channel c (axis 0): W_q[c] ← W_q[c] − mean(W_q[c]) + mean(W[c]); with
+    scale=True also stretch by std(W[c])/std(W_q[c]) so the channel's std matches too."""
+    w = _check_tensor(w, "w")
+    w_q = _check_tensor(w_q, "w_q")
+    if w.shape != w_q.shape:
+        raise ValueError(f"w_q and w must have the same shape, got {tuple(w_q.shape)} and {tuple(w.shape)}")
+    dims = tuple(range(1, w.dim()))
+    if not dims:
+        raise ValueError("bias correction needs a weight with an output-channel axis (≥ 2 dims)")
+    mq, m = w_q.mean(dims, keepdim=True), w.mean(dims, keepdim=True)
+    if not scale:
+        return w_q - mq + m
+    sq, s = w_q.std(dims, keepdim=True, unbiased=False), w.std(dims, keepdim=True, unbiased=False)
+    ratio = torch.where(sq > 0, s / sq.clamp_min(torch.finfo(sq.dtype).tiny), torch.ones_like(sq))
+    return (w_q - mq) * ratio + m
