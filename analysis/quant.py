@@ -48,7 +48,7 @@ def check_bits(bits: int) -> int:
 
 def sign(x: Tensor) -> Tensor:
     """sign(x) ∈ {−1, +1} with sign(0) = +1 (the BNN paper's convention)."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
 
 
 class _SignSTE(torch.autograd.Function):

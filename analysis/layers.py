@@ -1,0 +1,247 @@
+"""Torch modules built on `analysis.quant`.
+
+- `QuantLinear`, `QuantConv2d`: a Linear / Conv2d whose kernel and input pass through
+  composable quantizers, Larq style: `kernel_quantizer=`, `input_quantizer=`.
+- `BinarizedLinear`, `BinarizedConv2d`: the BNN layers of Hubara et al. (2016), i.e. the
+  quantized layers with `sign_ste` for the kernel and (except for a first layer on real
+  input) for the input. The real-valued *latent* weights are what the optimizer updates;
+  `clip_latent_weights_` keeps them in [−1, 1] after every step.
+- `RangeBatchNorm1d/2d` (Banner et al. 2018), `L1BatchNorm1d/2d` (Hoffer et al. 2018),
+  `GhostBatchNorm1d/2d` (Hoffer et al. 2017): batch-norm variants with the same interface.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from analysis.quant import Quantizer, as_quantizer
+
+__all__ = [
+    "QuantLinear",
+    "QuantConv2d",
+    "BinarizedLinear",
+    "BinarizedConv2d",
+    "clip_latent_weights_",
+    "quantized_operands",
+    "GhostBatchNorm1d",
+    "GhostBatchNorm2d",
+    "RangeBatchNorm1d",
+    "L1BatchNorm1d",
+]
+
+
+class _Quantized:
+    """Shared by the quantized layers: quantize the kernel and the input, remember the operands."""
+
+    kernel_quantizer: Quantizer | None
+    input_quantizer: Quantizer | None
+    clip_weights: bool
+
+    def _setup_quantizers(self, kernel_quantizer, input_quantizer, clip_weights: bool) -> None:
+        self.kernel_quantizer = as_quantizer(kernel_quantizer)
+        self.input_quantizer = as_quantizer(input_quantizer)
+        self.clip_weights = clip_weights
+        self.record_operands = False  # set by `quantized_operands` to inspect what is multiplied
+        self.last_operands: tuple[Tensor, Tensor] | None = None
+
+    def _operands(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        w = self.weight if self.kernel_quantizer is None else self.kernel_quantizer(self.weight)
+        xq = x if self.input_quantizer is None else self.input_quantizer(x)
+        if self.record_operands:
+            self.last_operands = (xq.detach(), w.detach())
+        return xq, w
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", kernel_quantizer={self.kernel_quantizer}, "
+                f"input_quantizer={self.input_quantizer}")
+
+
+class QuantLinear(_Quantized, nn.Linear):
+    """y = Q_x(x) · Q_w(W)ᵀ (+ b). With both quantizers None it is an ordinary Linear.
+
+    clip_weights: clip the latent weights W to [−1, 1] after each optimizer step (BNN rule).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False,
+                 kernel_quantizer=None, input_quantizer=None, clip_weights: bool | None = None):
+        super().__init__(in_features, out_features, bias=bias)
+        if clip_weights is None:
+            clip_weights = kernel_quantizer is not None
+        self._setup_quantizers(kernel_quantizer, input_quantizer, clip_weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        xq, w = self._operands(x)
+        return F.linear(xq, w, self.bias)
+
+
+class QuantConv2d(_Quantized, nn.Conv2d):
+    """y = conv(Q_x(x), Q_w(W)) (+ b); same arguments as nn.Conv2d plus the quantizers.
+
+    Zero padding of a binarized input would add a third value; the BNN paper pads with 0
+    all the same (it is the common practice), and so does this layer.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = False, kernel_quantizer=None, input_quantizer=None,
+                 clip_weights: bool | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         padding=padding, bias=bias)
+        if clip_weights is None:
+            clip_weights = kernel_quantizer is not None
+        self._setup_quantizers(kernel_quantizer, input_quantizer, clip_weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        xq, w = self._operands(x)
+        return self._conv_forward(xq, w, self.bias)
+
+
+def BinarizedLinear(in_features: int, out_features: int, binary_input: bool = True,
+                    bias: bool = False) -> QuantLinear:
+    """BNN fully connected layer: sign(W) and, when `binary_input`, sign(x) (Hubara et al. 2016).
+
+    The first layer of a BNN takes real input: `binary_input=False`.
+    """
+    return QuantLinear(in_features, out_features, bias=bias, kernel_quantizer="sign",
+                       input_quantizer="sign" if binary_input else None)
+
+
+def BinarizedConv2d(in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                    binary_input: bool = True, bias: bool = False) -> QuantConv2d:
+    """BNN convolution: sign(W) * sign(x) (real input when `binary_input=False`)."""
+    return QuantConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias,
+                       kernel_quantizer="sign", input_quantizer="sign" if binary_input else None)
+
+
+@torch.no_grad()
+def clip_latent_weights_(model: nn.Module, bound: float = 1.0) -> None:
+    """W ← clip(W, −bound, bound) for every quantized layer with `clip_weights` (in place).
+
+    The training loop calls this after every optimizer step: one mechanism for all layers.
+    """
+    for m in model.modules():
+        if isinstance(m, _Quantized) and m.clip_weights:
+            m.weight.clamp_(-bound, bound)
+
+
+class quantized_operands:
+    """Context manager recording the (input, kernel) each quantized layer really multiplies.
+
+    >>> with quantized_operands(model) as ops:
+    ...     model(x)
+    >>> ops[name] == (x_q, w_q)
+    """
+
+    def __init__(self, model: nn.Module):
+        self.layers = {n: m for n, m in model.named_modules() if isinstance(m, _Quantized)}
+        self.operands: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def __enter__(self) -> dict[str, tuple[Tensor, Tensor]]:
+        for m in self.layers.values():
+            m.record_operands = True
+        return self.operands
+
+    def __exit__(self, *exc) -> None:
+        for name, m in self.layers.items():
+            m.record_operands = False
+            if m.last_operands is not None:
+                self.operands[name] = m.last_operands
+            m.last_operands = None
+
+
+# --- batch-norm variants ---------------------------------------------------------------
+
+class _GhostBatchNorm(nn.Module):
+    """Batch-norm with statistics over ghost batches of `ghost_size` samples (Hoffer et al. 2017).
+
+    A batch of B = G·ghost_size samples is viewed as G ghost batches; each is normalized by
+    its own mean and variance, in one vectorized pass. Running statistics (for evaluation)
+    average the ghost-batch statistics. With ghost_size == B it is ordinary batch-norm.
+    """
+
+    def __init__(self, num_features: int, ghost_size: int, eps: float = 1e-5,
+                 momentum: float = 0.1):
+        super().__init__()
+        if ghost_size <= 0:
+            raise ValueError(f"ghost_size must be a positive integer, got {ghost_size}")
+        self.num_features, self.ghost_size = num_features, int(ghost_size)
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def _shape(self, x: Tensor) -> list[int]:
+        return [1, -1] + [1] * (x.dim() - 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = self._shape(x)
+        if not self.training:
+            x_hat = (x - self.running_mean.view(shape)) / torch.sqrt(
+                self.running_var.view(shape) + self.eps)
+            return x_hat * self.weight.view(shape) + self.bias.view(shape)
+        B = x.shape[0]
+        if B % self.ghost_size:
+            raise ValueError(f"ghost_size {self.ghost_size} must divide the batch size {B}")
+        G = B // self.ghost_size
+        xg = x.reshape(G, self.ghost_size, *x.shape[1:])
+        dims = [1] + list(range(3, xg.dim()))  # samples and spatial positions
+        mean = xg.mean(dim=dims, keepdim=True)
+        var = xg.var(dim=dims, unbiased=False, keepdim=True)
+        x_hat = ((xg - mean) / torch.sqrt(var + self.eps)).reshape_as(x)
+        with torch.no_grad():
+            n = xg.numel() / (G * self.num_features)
+            unbiased = var.mean(0).flatten() * n / max(n - 1, 1)
+            self.running_mean.lerp_(mean.mean(0).flatten(), self.momentum)
+            self.running_var.lerp_(unbiased, self.momentum)
+        return x_hat * self.weight.view(shape) + self.bias.view(shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, ghost_size={self.ghost_size}"
+
+
+class GhostBatchNorm1d(_GhostBatchNorm):
+    """Ghost batch-norm for (B, C) inputs."""
+
+
+class GhostBatchNorm2d(_GhostBatchNorm):
+    """Ghost batch-norm for (B, C, H, W) inputs."""
+
+
+class RangeBatchNorm1d(nn.BatchNorm1d):
+    """Range batch-norm (Banner et al. 2018): x̂ = (x − μ) / (C(n) · range(x − μ)).
+
+    C(n) = 1/(2·sqrt(2·ln n)): the expected range of n Gaussian samples is ≈ 2σ·sqrt(2 ln n),
+    so C(n)·range estimates σ with no squares (8-bit friendly).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        n = x.shape[0]
+        mu = x.mean(0)
+        centred = x - mu
+        scale = centred.amax(0) - centred.amin(0)
+        sigma = scale / (2 * math.sqrt(2 * math.log(max(n, 2))))
+        with torch.no_grad():
+            self.running_mean.lerp_(mu, self.momentum)
+            self.running_var.lerp_(sigma**2, self.momentum)
+        return centred / (sigma + self.eps) * self.weight + self.bias
+
+
+class L1BatchNorm1d(nn.BatchNorm1d):
+    """L1 batch-norm (Hoffer et al. 2018): σ ≈ sqrt(π/2) · mean|x − μ|, no squares."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        mu = x.mean(0)
+        centred = x - mu
+        sigma = centred.abs().mean(0) * math.sqrt(math.pi / 2)
+        with torch.no_grad():
+            self.running_mean.lerp_(mu, self.momentum)
+            self.running_var.lerp_(sigma**2, self.momentum)
+        return centred / (sigma + self.eps) * self.weight + self.bias

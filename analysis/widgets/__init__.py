@@ -1,0 +1,67 @@
+"""The dashboard pattern of every lesson: one block of controls, one figure.
+
+A widget is built by a function that returns an ipywidgets object. Its callback is a plain
+function of the control values that draws a matplotlib figure, calls `plt.show()` and
+returns `(figure, numbers)`; so tests call the callbacks directly, without a browser:
+
+    def sign_callback(x: float = 0.5):
+        fig, ax = new_figure(); ...; plt.show()
+        return fig, {"value": ..., "gradient": ...}
+
+    box = dashboard(sign_callback, {"x": FloatSlider(value=0.5, min=-2, max=2)})
+    box.controls["x"].value = 1.5        # moves the slider, re-runs the callback
+    fig, numbers = box.last_result
+
+Per-topic dashboards live in `analysis/widgets/<topic>.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+
+__all__ = ["dashboard", "Dashboard"]
+
+
+class Dashboard(W.VBox):
+    """Controls above an output area; every change re-runs the callback in the output."""
+
+    def __init__(self, callback: Callable, controls: dict[str, W.ValueWidget],
+                 title: str | None = None, columns: int = 3):
+        self.callback, self.controls = callback, dict(controls)
+        self.output = W.Output()
+        self.last_result: tuple | None = None
+        for c in self.controls.values():
+            c.style = {"description_width": "initial"}
+            c.continuous_update = False  # redraw when the slider is released: stays responsive
+        boxes = list(self.controls.values())
+        rows = [W.HBox(boxes[i:i + columns]) for i in range(0, len(boxes), columns)]
+        header = [W.HTML(f"<b>{title}</b>")] if title else []
+        super().__init__(header + rows + [self.output])
+        for c in self.controls.values():
+            c.observe(self._on_change, names="value")
+        self.update()
+
+    def values(self) -> dict:
+        return {name: c.value for name, c in self.controls.items()}
+
+    def update(self) -> tuple:
+        """Run the callback with the current control values and show its figure."""
+        with self.output:
+            self.output.clear_output(wait=True)
+            self.last_result = self.callback(**self.values())
+        fig = self.last_result[0] if isinstance(self.last_result, tuple) else None
+        if fig is not None:
+            plt.close(fig)  # shown already; keep pyplot from holding every old figure
+        return self.last_result
+
+    def _on_change(self, _change) -> None:
+        self.update()
+
+
+def dashboard(callback: Callable, controls: dict[str, W.ValueWidget], title: str | None = None,
+              columns: int = 3) -> Dashboard:
+    """Build the dashboard of `callback` with `controls` (name → widget, names = callback's arguments)."""
+    return Dashboard(callback, controls, title, columns)
