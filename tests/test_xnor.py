@@ -103,7 +103,7 @@ def test_matmul_rejects_bad_inputs() -> None:
         xnor.xnor_matmul(a[0], b, 100)
     with pytest.raises(ValueError, match="64-bit words"):
         xnor.xnor_matmul(a.astype(np.float64), b, 100)
-    with pytest.raises(ValueError, match="both numpy arrays or both torch"):
+    with pytest.raises(ValueError, match="both be numpy arrays or both torch"):
         xnor.xnor_matmul(torch.from_numpy(a.view(np.int64)), b, 100)
     with pytest.raises(ValueError, match="k=300 needs 5 words per row"):
         xnor.unpack_bits(a, 300)
