@@ -1,0 +1,334 @@
+"""analysis.data: parsers on tiny files in each native format, the cache with its SHA-256
+checks and error messages (the network is never touched), and the offline datasets."""
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import struct
+import tarfile
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from scipy.io import savemat
+
+from analysis import data
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty $ANALYSIS_DATA and a downloader that fails as if offline."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("ANALYSIS_DATA", str(root))
+
+    def offline(url):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(data, "_urlopen", offline)
+    return root
+
+
+def idx_bytes(a: np.ndarray, type_code: int = 0x08) -> bytes:
+    header = bytes([0, 0, type_code, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape)
+    return header + a.astype(a.dtype.newbyteorder(">")).tobytes()
+
+
+def cifar_batch_bytes(data_u8: np.ndarray, labels: list[int]) -> bytes:
+    return pickle.dumps({b"batch_label": b"test", b"labels": labels, b"data": data_u8}, protocol=2)
+
+
+def install(monkeypatch, root, name, contents: dict[str, bytes], good: bool = True):
+    """Put files in the cache and make the registry expect their hash (or a wrong one)."""
+    files = []
+    for filename, raw in contents.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / filename).write_bytes(raw)
+        sha = hashlib.sha256(raw).hexdigest() if good else "0" * 64
+        files.append(data.RemoteFile(filename, (f"https://example.org/{filename}",), sha, len(raw)))
+    monkeypatch.setitem(data.FILES, name, tuple(files))
+
+
+def tiny_mnist(n_train=6, n_test=3) -> dict[str, bytes]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        out[f"{prefix}-images-idx3-ubyte.gz"] = gzip.compress(
+            idx_bytes(rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)))
+        out[f"{prefix}-labels-idx1-ubyte.gz"] = gzip.compress(
+            idx_bytes((np.arange(n) % 10).astype(np.uint8)))
+    return out
+
+
+# ---------------------------------------------------------------- parsers
+
+def test_read_idx_gz_raw_and_bigendian_int(tmp_path):
+    a = np.arange(60, dtype=np.uint8).reshape(3, 4, 5)
+    (tmp_path / "a.gz").write_bytes(gzip.compress(idx_bytes(a)))
+    (tmp_path / "a.idx").write_bytes(idx_bytes(a))
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "a.gz"), a)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "a.idx"), a)
+    b = np.array([[-1, 70000], [3, -4]], dtype=np.int32)
+    (tmp_path / "b.idx").write_bytes(idx_bytes(b, 0x0C))
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "b.idx"), b)
+
+
+def test_read_idx_rejects_bad_magic_and_truncation(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01" + b"\0" * 8)
+    with pytest.raises(ValueError, match="not an IDX file"):
+        data.read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(idx_bytes(np.zeros((4, 4), np.uint8))[:-3])
+    with pytest.raises(ValueError, match="header says shape"):
+        data.read_idx(tmp_path / "short")
+
+
+def test_read_cifar10_batch_layout_and_scaling(tmp_path):
+    raw = np.zeros((2, 3072), dtype=np.uint8)
+    raw[0, :1024] = 255  # image 0: red plane full
+    raw[1, 2048:] = 255  # image 1: blue plane full
+    (tmp_path / "batch").write_bytes(cifar_batch_bytes(raw, [3, 7]))
+    X, y = data.read_cifar10_batch(tmp_path / "batch")
+    assert X.shape == (2, 3, 32, 32) and X.dtype == np.float32
+    assert y.tolist() == [3, 7]
+    assert (X[0, 0] == 1).all() and (X[0, 1:] == -1).all()
+    assert (X[1, 2] == 1).all() and (X[1, :2] == -1).all()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_read_cifar10_batch_refuses_code_in_pickle(tmp_path):
+    (tmp_path / "evil").write_bytes(pickle.dumps({b"data": _Evil()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+        data.read_cifar10_batch(tmp_path / "evil")
+
+
+def test_read_svhn_mat_transposes_and_maps_10_to_0(tmp_path):
+    X = np.zeros((32, 32, 3, 4), dtype=np.uint8)
+    X[:, :, 1, 2] = 255  # image 2: green channel full
+    savemat(tmp_path / "s.mat", {"X": X, "y": np.array([[10], [1], [9], [10]], dtype=np.uint8)})
+    Xs, ys = data.read_svhn_mat(tmp_path / "s.mat")
+    assert Xs.shape == (4, 3, 32, 32) and ys.tolist() == [0, 1, 9, 0]
+    assert (Xs[2, 1] == 1).all() and (Xs[2, [0, 2]] == -1).all() and (Xs[0] == -1).all()
+
+
+# ---------------------------------------------------------------- cache and checksums
+
+def test_load_mnist_from_cache_with_matching_checksum(cache, monkeypatch):
+    install(monkeypatch, cache, "mnist", tiny_mnist())
+    X, y = data.load("mnist", "train")
+    assert X.shape == (6, 1, 28, 28) and X.dtype == torch.float32 and y.dtype == torch.int64
+    assert X.min() >= -1 and X.max() <= 1 and y.tolist() == list(range(6))
+    assert data.load("mnist", "test")[0].shape == (3, 1, 28, 28)
+    assert (cache / "mnist" / "train-images-idx3-ubyte.gz.sha256ok").exists()
+    monkeypatch.setattr(data, "_sha256", lambda p: pytest.fail("verified file hashed again"))
+    assert data.load("mnist", "train")[0].shape == (6, 1, 28, 28)
+
+
+def test_fashion_mnist_uses_its_own_folder(cache, monkeypatch):
+    install(monkeypatch, cache, "fashion-mnist", tiny_mnist(4, 2))
+    assert data.load("fashion-mnist", "train")[0].shape == (4, 1, 28, 28)
+    assert not (cache / "mnist").exists()
+
+
+def test_load_cifar10_from_tar_gz(cache, monkeypatch):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for i, n in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+            raw = cifar_batch_bytes(np.full((2, 3072), i, np.uint8), [i, 9 - i])
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{n}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    install(monkeypatch, cache, "cifar10", {"cifar-10-python.tar.gz": buf.getvalue()})
+    X, y = data.load("cifar10", "train")
+    assert X.shape == (10, 3, 32, 32) and y.tolist() == [0, 9, 1, 8, 2, 7, 3, 6, 4, 5]
+    Xt, yt = data.load("cifar10", "test")
+    assert yt.tolist() == [5, 4] and torch.allclose(Xt, torch.tensor(5 / 255 * 2 - 1))
+
+
+def test_load_svhn_from_cache(cache, monkeypatch, tmp_path):
+    contents = {}
+    for filename, n in (("train_32x32.mat", 3), ("test_32x32.mat", 2)):
+        savemat(tmp_path / filename, {"X": np.zeros((32, 32, 3, n), np.uint8),
+                                      "y": np.full((n, 1), 10, np.uint8)})
+        contents[filename] = (tmp_path / filename).read_bytes()
+    install(monkeypatch, cache, "svhn", contents)
+    X, y = data.load("svhn", "train")
+    assert X.shape == (3, 3, 32, 32) and y.tolist() == [0, 0, 0]
+    assert data.load("svhn", "test")[0].shape == (2, 3, 32, 32)
+
+
+def test_corrupt_cached_file_is_deleted_with_clear_error(cache, monkeypatch):
+    install(monkeypatch, cache, "mnist", tiny_mnist(), good=False)
+    path = cache / "mnist" / "train-images-idx3-ubyte.gz"
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(data.ChecksumError) as err:
+        data.load("mnist")
+    msg = str(err.value)
+    assert str(path) in msg and actual in msg and "0" * 64 in msg
+    assert "https://example.org/train-images-idx3-ubyte.gz" in msg
+    assert not path.exists() and not (cache / "mnist" / (path.name + ".sha256ok")).exists()
+
+
+def test_missing_file_offline_names_file_url_and_path(cache, monkeypatch):
+    with pytest.raises(data.DatasetNotAvailable) as err:
+        data.load("cifar10")
+    path = cache / "cifar10" / "cifar-10-python.tar.gz"
+    msg = str(err.value)
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in msg
+    assert str(path) in msg and "no network in tests" in msg
+    assert list((cache / "cifar10").iterdir()) == []  # no partial file left behind
+    with pytest.raises(FileNotFoundError, match="not in the cache"):
+        data.load("svhn", download=False)
+
+
+def test_download_verifies_then_renames(cache, monkeypatch):
+    payload = b"tiny file standing in for a dataset"
+    rf = data.RemoteFile("f.bin", ("https://a/f.bin", "https://b/f.bin"),
+                         hashlib.sha256(payload).hexdigest(), len(payload))
+    monkeypatch.setitem(data.FILES, "mnist", (rf,))
+    tried = []
+
+    def first_mirror_down(url):
+        tried.append(url)
+        if url.startswith("https://a/"):
+            raise urllib.error.URLError("mirror a down")
+        return io.BytesIO(payload)
+
+    monkeypatch.setattr(data, "_urlopen", first_mirror_down)
+    (path,) = data.fetch("mnist")
+    assert tried == ["https://a/f.bin", "https://b/f.bin"]
+    assert path.read_bytes() == payload
+    assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin", "f.bin.sha256ok"]
+
+
+def test_download_with_wrong_hash_leaves_nothing(cache, monkeypatch):
+    rf = data.RemoteFile("f.bin", ("https://a/f.bin",), "1" * 64, 5)
+    monkeypatch.setitem(data.FILES, "mnist", (rf,))
+    monkeypatch.setattr(data, "_urlopen", lambda url: io.BytesIO(b"wrong"))
+    with pytest.raises(data.ChecksumError, match="1" * 64):
+        data.fetch("mnist")
+    assert list((cache / "mnist").iterdir()) == []
+
+
+def test_interrupted_download_leaves_nothing(cache, monkeypatch):
+    class Dropping(io.BytesIO):
+        def read(self, size=-1):
+            raise KeyboardInterrupt
+
+    rf = data.RemoteFile("f.bin", ("https://a/f.bin",), "1" * 64, 5)
+    monkeypatch.setitem(data.FILES, "mnist", (rf,))
+    monkeypatch.setattr(data, "_urlopen", lambda url: Dropping())
+    with pytest.raises(KeyboardInterrupt):
+        data.fetch("mnist")
+    assert list((cache / "mnist").iterdir()) == []
+
+
+def test_registered_checksums_are_well_formed():
+    for name, files in data.FILES.items():
+        assert data.DATASETS[name].kind == "download"
+        for rf in files:
+            assert len(rf.sha256) == 64 and int(rf.sha256, 16) >= 0 and rf.size > 0
+            assert rf.urls[0].endswith(rf.filename)
+
+
+def test_cache_dir_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("ANALYSIS_DATA", str(tmp_path))
+    assert data.cache_dir() == tmp_path
+    monkeypatch.delenv("ANALYSIS_DATA")
+    assert data.cache_dir().name == "bits-and-bias"
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_unknown_dataset_lists_known_names():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist6k'") as err:
+        data.load("mnist6k")
+    assert all(name in str(err.value) for name in data.DATASETS)
+
+
+def test_bad_split_and_bad_option():
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'val'"):
+        data.load("digits", "val")
+    with pytest.raises(ValueError, match="has no option widht; its options are: n, d, margin"):
+        data.load("separable", widht=3)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        data.load("teacher", activation="gelu")
+
+
+# ---------------------------------------------------------------- offline datasets
+
+def test_mnist5k_shapes_split_range_and_determinism():
+    X, y = data.load("mnist5k", "train")
+    Xt, yt = data.load("mnist5k", "test")
+    assert X.shape == (4000, 1, 28, 28) and Xt.shape == (1000, 1, 28, 28)
+    assert X.dtype == torch.float32 and y.dtype == torch.int64
+    assert X.min() == -1 and X.max() == 1 and set(y.tolist()) == set(range(10))
+    assert all(50 < c < 150 for c in torch.bincount(yt).tolist())
+    train, test = data._split_indices(5000, 1000, "train"), data._split_indices(5000, 1000, "test")
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(5000))
+    X2, y2 = data.load("mnist5k", "train")
+    assert torch.equal(X, X2) and torch.equal(y, y2)
+
+
+def test_digits_shapes_and_range():
+    X, y = data.load("digits")
+    Xt, _ = data.load("digits", "test")
+    assert X.shape == (1438, 1, 8, 8) and Xt.shape == (359, 1, 8, 8)
+    assert X.min() == -1 and X.max() == 1 and y.max() == 9
+
+
+def test_separable_margin_determinism_and_splits():
+    X, y = data.load("separable", n=300, d=5, margin=0.7, seed=3)
+    w = data.separable_direction(5, seed=3)
+    assert X.shape == (300, 5) and set(y.tolist()) == {0, 1} and y.sum() == 150
+    assert (data.to_pm1(y) * (X @ w)).min() >= 0.7 - 1e-5
+    assert data.to_pm1(torch.tensor([0, 1])).tolist() == [-1.0, 1.0]
+    assert torch.equal(X, data.load("separable", n=300, d=5, margin=0.7, seed=3)[0])
+    Xt, yt = data.load("separable", "test", n=300, d=5, margin=0.7, seed=3)
+    assert not torch.equal(X, Xt) and (data.to_pm1(yt) * (Xt @ w)).min() >= 0.7 - 1e-5
+
+
+def test_teacher_labels_follow_the_teacher():
+    opts = dict(n=400, d=10, hidden=3, activation="leaky_relu", seed=1)
+    X, y = data.load("teacher", **opts)
+    Xt, yt = data.load("teacher", "test", **opts)
+    f = data.teacher_output(Xt, hidden=3, activation="leaky_relu", seed=1)
+    assert X.shape == (400, 10) and not torch.equal(X, Xt)
+    assert torch.equal(yt, (f > 0).long()) and 0.2 < y.float().mean() < 0.8
+    _, noisy = data.load("teacher", noise=0.2, **opts)
+    assert 0.1 < (noisy != y).float().mean() < 0.3
+
+
+def test_batches_cover_once_and_are_seeded():
+    X, y = torch.arange(10).float()[:, None], torch.arange(10)
+    got = list(data.batches(X, y, 4, seed=1))
+    assert [len(b[1]) for b in got] == [4, 4, 2]
+    assert sorted(torch.cat([b[1] for b in got]).tolist()) == list(range(10))
+    assert all(torch.equal(xb[:, 0].long(), yb) for xb, yb in got)
+    again = torch.cat([b[1] for b in data.batches(X, y, 4, seed=1)])
+    assert torch.equal(again, torch.cat([b[1] for b in got]))
+    plain = torch.cat([b[1] for b in data.batches(X, y, 3, shuffle=False)])
+    assert plain.tolist() == list(range(10))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        next(data.batches(X, y, 0))
+
+
+# ---------------------------------------------------------------- command line
+
+def test_cli_lists_registry_and_reports_fetch_failure(cache, monkeypatch, capsys):
+    install(monkeypatch, cache, "mnist", tiny_mnist())
+    assert data.cli([]) == 0
+    out = capsys.readouterr().out
+    assert str(cache) in out
+    for name in data.DATASETS:
+        assert name in out
+    assert [ln.split()[4] for ln in out.splitlines() if ln.startswith(("mnist ", "svhn "))] \
+        == ["yes", "no"]
+    assert data.cli(["fetch", "mnist"]) == 0
+    assert data.cli(["fetch", "svhn"]) == 1
+    assert "train_32x32.mat" in capsys.readouterr().out
