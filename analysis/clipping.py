@@ -348,11 +348,11 @@ def allocate_bits(alphas, budget: float, min_bits: int = 1, max_bits: int = 8) -
     m = (2 / 3) * np.log2(a)
     m = m - m.mean() + budget
 
-    def excess(c):
-        return np.clip(m + c, min_bits, max_bits).sum() - total
-
-    span = max_bits - min_bits + np.ptp(m) + 1
-    c = optimize.brentq(excess, -span, span) if excess(-span) < 0 < excess(span) else 0.0
+    lo, hi = min_bits - m.max(), max_bits - m.min()  # Σ clip(m + c) = n·min at lo, n·max at hi
+    for _ in range(200):  # bisection: Σ clip(m + c, min, max) is continuous and monotone in c
+        c = (lo + hi) / 2
+        lo, hi = (c, hi) if np.clip(m + c, min_bits, max_bits).sum() < total else (lo, c)
+    c = lo
     cont = np.clip(m + c, min_bits, max_bits)
     bits = np.floor(cont).astype(np.int64)
     short = total - int(bits.sum())
