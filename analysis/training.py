@@ -350,7 +350,7 @@ def fit(
             opt.step()
             clip_latent_weights_(model)
             state.step += 1
-            state.loss = float(batch_loss)
+            state.loss = batch_loss.item()
             sum_loss += state.loss * len(idx)
             wrong += int((out.detach().argmax(1) != yb).sum())
             seen += len(idx)
@@ -386,7 +386,7 @@ def cli(argv: list[str]) -> int:
         epilog=f"models: {', '.join(models.MODELS)}; datasets: {', '.join(data.DATASETS)}")
     p.add_argument("--model", default="bnn-mlp", help="one of: " + ", ".join(models.MODELS))
     p.add_argument("--dataset", default="mnist5k", help="one of: " + ", ".join(data.DATASETS))
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=None, help="default 20; with --resume: a new total")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     p.add_argument("--lr", type=float, default=None, help="default: 3e-3 for bnn/qnn, 1e-3 else")
@@ -410,6 +410,8 @@ def cli(argv: list[str]) -> int:
         if not config_path.exists():
             p.error(f"--resume: no run at {run_dir} (config.json missing)")
         config = json.loads(config_path.read_text())
+        if a.epochs is not None:
+            config["epochs"] = a.epochs
     else:
         binary = a.model.startswith(("bnn", "qnn"))
         options = {k: v for k, v in {"width": a.width, "depth": a.depth, "bits_w": a.bits_w,
@@ -417,7 +419,7 @@ def cli(argv: list[str]) -> int:
         lr = a.lr if a.lr is not None else (3e-3 if binary else 1e-3)
         config = {
             "model": a.model, "model_options": options, "dataset": a.dataset,
-            "epochs": a.epochs, "batch_size": a.batch_size, "optimizer": a.optimizer, "lr": lr,
+            "epochs": a.epochs or 20, "batch_size": a.batch_size, "optimizer": a.optimizer, "lr": lr,
             "lr_final": a.lr_final if a.lr_final is not None else
             (lr / 10 if a.optimizer == "adam" else None),
             "loss": a.loss or ("squared_hinge" if binary else "cross_entropy"), "seed": a.seed,

@@ -1,0 +1,58 @@
+import json
+import subprocess
+import sys
+
+import torch
+
+from analysis.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "analysis", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_help_lists_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("train", "data", "lessons", "bench", "experiment"):
+        assert cmd in out
+
+
+def test_unknown_command_is_a_clear_error(capsys):
+    assert main(["fly"]) == 2
+    assert "unknown command 'fly'" in capsys.readouterr().err
+    assert main(["bench", "warp"]) == 2
+    assert "unknown bench 'warp'" in capsys.readouterr().err
+
+
+def test_train_help_lists_models_and_datasets():
+    r = run_cli("train", "--help")
+    assert r.returncode == 0
+    assert "bnn-mlp" in r.stdout and "mnist5k" in r.stdout and "digits" in r.stdout
+
+
+def test_train_writes_run_folder_and_resumes(tmp_path):
+    r = run_cli("train", "--model", "bnn-mlp", "--dataset", "digits", "--epochs", "2", "--width", "32",
+                "--depth", "1", "--out", str(tmp_path), "--name", "run")
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "run"
+    for f in ("config.json", "metrics.json", "metrics.csv", "checkpoint.pt", "curves.png"):
+        assert (run / f).exists(), f
+    assert len(json.loads((run / "metrics.json").read_text())) == 2
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2
+    r = run_cli("train", "--resume", str(run), "--epochs", "3")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((run / "metrics.json").read_text())
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert rows[2]["updates"] == 3 * rows[0]["updates"]
+
+
+def test_train_bad_model_or_dataset_is_a_clear_error(tmp_path):
+    r = run_cli("train", "--model", "resnet", "--dataset", "digits", "--out", str(tmp_path))
+    assert r.returncode == 2 and "unknown model 'resnet'" in r.stderr
+    r = run_cli("train", "--dataset", "imagenet", "--out", str(tmp_path))
+    assert r.returncode == 2 and "imagenet" in r.stderr
+    r = run_cli("train", "--resume", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "no run at" in r.stderr

@@ -1,0 +1,100 @@
+import pytest
+import torch
+from torch import nn
+
+from analysis import models
+from analysis.layers import (
+    BinarizedLinear,
+    QuantConv2d,
+    QuantLinear,
+    clip_latent_weights_,
+    quantized_operands,
+)
+from analysis.quant import UniformQuantizer
+
+
+def test_binarized_mlp_multiplies_only_pm1_operands():
+    torch.manual_seed(0)
+    model = models.build("bnn-mlp", width=32, depth=2)
+    x = torch.randn(8, 1, 28, 28)
+    with quantized_operands(model) as ops:
+        model(x)
+    names = list(ops)
+    assert len(names) == 3
+    first_in, first_w = ops[names[0]]
+    assert torch.equal(first_in, x.flatten(1))  # the first layer sees the real input
+    assert set(torch.unique(first_w).tolist()) == {-1.0, 1.0}
+    for name in names[1:]:
+        xin, w = ops[name]
+        assert set(torch.unique(xin).tolist()) <= {-1.0, 1.0}
+        assert set(torch.unique(w).tolist()) == {-1.0, 1.0}
+
+
+def test_binarized_layer_output_is_the_pm1_product():
+    torch.manual_seed(1)
+    layer = BinarizedLinear(5, 3)
+    x = torch.randn(4, 5)
+    expected = torch.where(x >= 0, 1.0, -1.0) @ torch.where(layer.weight >= 0, 1.0, -1.0).T
+    torch.testing.assert_close(layer(x), expected)
+
+
+def test_latent_weights_are_clipped_after_a_step_and_float_layers_are_not():
+    q = QuantLinear(4, 4, kernel_quantizer="sign")
+    f = nn.Linear(4, 4)
+    model = nn.Sequential(q, f)
+    with torch.no_grad():
+        q.weight.fill_(0.9)
+        f.weight.fill_(0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=10.0)
+    model(torch.randn(2, 4)).pow(2).sum().mul(-1).backward()
+    opt.step()
+    clip_latent_weights_(model)
+    assert q.weight.abs().max() <= 1.0
+    assert f.weight.abs().max() > 1.0
+
+
+def test_quant_conv_uses_its_quantizers():
+    conv = QuantConv2d(2, 3, 3, padding=1, kernel_quantizer=UniformQuantizer(2, clip=1.0),
+                       input_quantizer="sign")
+    with quantized_operands(conv) as ops:
+        y = conv(torch.randn(1, 2, 5, 5))
+    assert y.shape == (1, 3, 5, 5)
+    xin, w = ops[""]
+    assert set(torch.unique(xin).tolist()) <= {-1.0, 1.0}
+    assert len(torch.unique(w)) <= 4
+
+
+@pytest.mark.parametrize("name", ["bnn-mlp", "qnn-mlp", "mlp"])
+def test_mlp_shapes(name):
+    m = models.build(name, width=16, depth=2, in_shape=(1, 8, 8), num_classes=3)
+    assert m(torch.randn(5, 1, 8, 8)).shape == (5, 3)
+
+
+@pytest.mark.parametrize("name", ["bnn-cnn", "qnn-cnn", "cnn"])
+def test_cnn_shapes(name):
+    m = models.build(name, width=4, in_shape=(3, 32, 32))
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_paper_mlp_default_is_three_hidden_layers_of_4096():
+    m = models.build("bnn-mlp")
+    widths = [layer.out_features for layer in m if isinstance(layer, QuantLinear)]
+    assert widths == [4096, 4096, 4096, 10]
+
+
+def test_model_size_binary_layers_are_32x_smaller():
+    m = models.build("bnn-mlp", width=256, depth=2)
+    size = models.model_size_bytes(m)
+    weights = sum(layer.weight.numel() for layer in m if isinstance(layer, QuantLinear))
+    bn = size["float"] - 4 * weights
+    assert size["deployed"] - bn == weights // 8
+    assert size["float"] / size["deployed"] > 20
+
+
+def test_unknown_model_and_bad_options_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*bnn-mlp"):
+        models.build("resnet")
+    with pytest.raises(ValueError, match="bad option for model 'mlp'"):
+        models.build("mlp", colour="red")
+    with pytest.raises(ValueError, match="bits must be in 1..16"):
+        models.build("qnn-mlp", bits_w=0)

@@ -1,0 +1,148 @@
+import json
+import math
+
+import pytest
+import torch
+
+from analysis import models
+from analysis.training import (
+    TrainingDiverged,
+    evaluate,
+    fit,
+    large_batch_recipe,
+    learning_rate,
+    load_checkpoint,
+    squared_hinge_loss,
+)
+
+
+def blobs(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    X = torch.randn(n, 1, 4, 4, generator=g) * 0.5 + y[:, None, None, None].float()
+    return X, y
+
+
+def small(name="mlp"):
+    torch.manual_seed(0)
+    return models.build(name, width=16, depth=1, in_shape=(1, 4, 4), num_classes=3)
+
+
+def test_fit_learns_and_records_history():
+    data = blobs()
+    h = fit(small(), data, test_data=blobs(seed=1), epochs=5, batch_size=20, lr=1e-2,
+            progress=False)
+    assert len(h) == 5 and h["epoch"] == [1, 2, 3, 4, 5]
+    assert h["updates"][-1] == 5 * 10
+    assert h.final["test_error"] < 0.1
+    assert h["train_loss"][-1] < h["train_loss"][0]
+
+
+def test_binarized_training_learns_with_squared_hinge():
+    h = fit(small("bnn-mlp"), blobs(), test_data=blobs(seed=1), epochs=8, batch_size=20, lr=1e-2,
+            loss="squared_hinge", progress=False)
+    assert h.final["test_error"] < 0.2
+
+
+def test_same_seed_same_run():
+    a = fit(small(), blobs(), epochs=2, seed=3, progress=False)
+    b = fit(small(), blobs(), epochs=2, seed=3, progress=False)
+    assert a["train_loss"] == b["train_loss"]
+
+
+def test_checkpoint_round_trip_and_resume_after_interruption(tmp_path):
+    data, test = blobs(), blobs(seed=1)
+    full = fit(small(), data, test_data=test, epochs=4, lr=1e-2, run_dir=tmp_path / "full",
+               progress=False)
+
+    class Interrupt(Exception):
+        pass
+
+    class KillDuringEpoch3:
+        def on_step_end(self, state):
+            if state.epoch == 2 and state.step == 5:  # mid-way through the third epoch
+                raise Interrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        fit(small(), data, test_data=test, epochs=4, lr=1e-2, run_dir=run,
+            callbacks=[KillDuringEpoch3()], progress=False)
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert ckpt["epoch"] == 2 and ckpt["step"] == 4  # the epoch in progress is lost, no more
+    assert len(json.loads((run / "metrics.json").read_text())) == 2
+    resumed = fit(small(), data, test_data=test, epochs=4, lr=1e-2, run_dir=run, resume=True,
+                  progress=False)
+    assert resumed["epoch"] == [1, 2, 3, 4]
+    for key in ("train_loss", "test_loss", "updates"):
+        assert resumed[key] == pytest.approx(full[key], rel=1e-5)
+    assert (run / "metrics.csv").read_text().startswith("epoch,")
+
+
+def test_checkpoint_loads_without_executing_code(tmp_path):
+    fit(small(), blobs(), epochs=1, run_dir=tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    model = small()
+    model.load_state_dict(ckpt["model"])
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_nan_loss_stops_the_run_with_a_clear_error():
+    X, y = blobs()
+    X = X.clone()
+    X[5] = math.nan
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 1"):
+        fit(small(), (X, y), epochs=2, progress=False)
+
+
+def test_bad_inputs_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown loss"):
+        fit(small(), blobs(), loss="hinge3")
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        fit(small(), blobs(), optimizer="lbfgs")
+    with pytest.raises(ValueError, match="equal length"):
+        fit(small(), (torch.zeros(3, 1, 4, 4), torch.zeros(2, dtype=torch.long)))
+    with pytest.raises(ValueError, match="need base_batch_size"):
+        fit(small(), blobs(), lr_scaling="sqrt")
+
+
+def test_latent_weights_stay_clipped_during_training():
+    class Check:
+        def on_step_end(self, state):
+            for m in state.model.modules():
+                if getattr(m, "clip_weights", False):
+                    assert m.weight.abs().max() <= 1.0
+
+    fit(small("bnn-mlp"), blobs(), epochs=2, lr=0.5, loss="squared_hinge", callbacks=[Check()],
+        progress=False)
+
+
+def test_schedules():
+    assert learning_rate(0, 10, 1e-2, "exp", lr_final=1e-4) == pytest.approx(1e-2)
+    assert learning_rate(9, 10, 1e-2, "exp", lr_final=1e-4) == pytest.approx(1e-4)
+    assert learning_rate(4, 9, 1e-2, "exp", lr_final=1e-4) == pytest.approx(1e-3)
+    assert learning_rate(5, 10, 0.1, "step", milestones=[3, 6]) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        learning_rate(0, 1, 0.1, "cosine")
+
+
+def test_large_batch_recipe_arithmetic():
+    lr, epochs, ms = large_batch_recipe(4096, 128, 0.1, 10, [5, 8], "sqrt", True)
+    assert lr == pytest.approx(0.1 * math.sqrt(32))
+    assert epochs == 320 and ms == [160, 256]
+
+
+def test_squared_hinge_matches_definition():
+    s = torch.tensor([[2.0, -0.5], [0.0, 0.3]])
+    y = torch.tensor([0, 1])
+    # targets [[1,-1],[-1,1]]: margins 1-ts = [[-1, 0.5], [1, 0.7]] -> relu^2 = [0, .25, 1, .49]
+    assert squared_hinge_loss(s, y).item() == pytest.approx((0.25 + 1 + 0.49) / 4)
+
+
+def test_evaluate_error_rate():
+    X, y = blobs()
+    model = small()
+    loss, err = evaluate(model, (X, y))
+    with torch.no_grad():
+        model.eval()
+        expected = (model(X).argmax(1) != y).float().mean().item()
+    assert err == pytest.approx(expected)
