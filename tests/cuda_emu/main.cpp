@@ -1,0 +1,65 @@
+// Runs one kernel of kernels/*.cu on the CPU emulator: `main KERNEL sizes...`, operands as
+// raw little-endian arrays on stdin, the output array on stdout (see tests/test_xnor_kernels.py).
+#include "emu.h"
+#include "../../kernels/xnor_gemm.cu"
+#include "../../kernels/baseline_gemm.cu"
+#include "../../kernels/pack.cu"
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+template <class T> std::vector<T> read(size_t n) {
+    std::vector<T> v(n + 2);  // slack so that the base pointer can be offset by one element
+    if (n && fread(v.data(), sizeof(T), n, stdin) != n) { fprintf(stderr, "short input\n"); exit(2); }
+    return v;
+}
+template <class T> void write(const std::vector<T>& v, size_t n) { fwrite(v.data(), sizeof(T), n, stdout); }
+static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
+
+int main(int argc, char** argv) {
+    std::string k = argv[1];
+    if (k == "xnor_gemm") {  // M N W K misalign; A (M x W) B (N x W) u64; C (M x N) int32 prefilled
+        int M = atoi(argv[2]), N = atoi(argv[3]), W = atoi(argv[4]), K = atoi(argv[5]);
+        int off = atoi(argv[6]);  // 1: operands start 8 bytes past a 16-byte boundary
+        auto A = read<unsigned long long>((size_t)M * W);
+        auto B = read<unsigned long long>((size_t)N * W);
+        auto C = read<int>((size_t)M * N);
+        if (off) {
+            std::memmove(A.data() + 1, A.data(), (size_t)M * W * 8);
+            std::memmove(B.data() + 1, B.data(), (size_t)N * W * 8);
+        }
+        emu_launch(dim3(cdiv(N, XNOR_BN), cdiv(M, XNOR_BM)), dim3(XNOR_THREADS), xnor_gemm,
+                   (const unsigned long long*)A.data() + off, (const unsigned long long*)B.data() + off,
+                   C.data(), M, N, W, K);
+        write(C, (size_t)M * N);
+    } else if (k == "baseline_gemm") {  // M N K; A (M x K), B (K x N), C (M x N) float32
+        int M = atoi(argv[2]), N = atoi(argv[3]), K = atoi(argv[4]);
+        auto A = read<float>((size_t)M * K);
+        auto B = read<float>((size_t)K * N);
+        auto C = read<float>((size_t)M * N);
+        emu_launch(dim3(cdiv(N, BASELINE_BX), cdiv(M, BASELINE_BY)), dim3(BASELINE_BX, BASELINE_BY),
+                   baseline_gemm, (const float*)A.data(), (const float*)B.data(), C.data(), M, N, K);
+        write(C, (size_t)M * N);
+    } else if (k == "pack_signs") {  // R K W; X (R x K) float32; P (R x W) u64
+        int R = atoi(argv[2]), K = atoi(argv[3]), W = atoi(argv[4]);
+        auto X = read<float>((size_t)R * K);
+        auto P = read<unsigned long long>((size_t)R * W);
+        emu_launch(dim3(cdiv((long long)R * W, PACK_THREADS)), dim3(PACK_THREADS), pack_signs,
+                   (const float*)X.data(), P.data(), R, K, W);
+        write(P, (size_t)R * W);
+    } else if (k == "threshold_pack") {  // R N W; Y (R x N) S (N) T (N) int32; P (R x W) u64
+        int R = atoi(argv[2]), N = atoi(argv[3]), W = atoi(argv[4]);
+        auto Y = read<int>((size_t)R * N);
+        auto S = read<int>(N);
+        auto T = read<int>(N);
+        auto P = read<unsigned long long>((size_t)R * W);
+        emu_launch(dim3(cdiv((long long)R * W, PACK_THREADS)), dim3(PACK_THREADS), threshold_pack,
+                   (const int*)Y.data(), (const int*)S.data(), (const int*)T.data(), P.data(), R, N, W);
+        write(P, (size_t)R * W);
+    } else {
+        fprintf(stderr, "unknown kernel %s\n", argv[1]);
+        return 2;
+    }
+    return 0;
+}

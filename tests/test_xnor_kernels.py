@@ -1,0 +1,199 @@
+"""The CUDA kernels of kernels/*.cu: they compile for every supported architecture (where
+nvcc exists), their indexing is right on a CPU emulation of CUDA (where g++ exists), and on
+a GPU they equal the CPU reference exactly (marked gpu, skipped without one)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from analysis import xnor
+
+KERNELS = ["xnor_gemm", "baseline_gemm", "pack"]
+ARCHS = ["sm_75", "sm_80", "sm_90"]  # sm_75: the oldest architecture CUDA 13 still builds for
+EMU = Path(__file__).parent / "cuda_emu"
+POISON = -123456789
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernel_compiles(kernel: str, arch: str, tmp_path: Path) -> None:
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc not found on PATH: cannot check that kernels/*.cu compile")
+    source = xnor.kernel_dir() / f"{kernel}.cu"
+    cubin = tmp_path / f"{kernel}.{arch}.cubin"
+    done = subprocess.run([nvcc, "-cubin", f"-arch={arch}", "-O3", str(source), "-o", str(cubin)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert cubin.stat().st_size > 0
+
+
+def test_launch_geometry_matches_the_kernel() -> None:
+    d = xnor.kernel_defines("xnor_gemm")
+    assert (d["XNOR_BM"] // d["XNOR_TM"]) * (d["XNOR_BN"] // d["XNOR_TN"]) == d["XNOR_THREADS"]
+    assert d["XNOR_BM"] == d["XNOR_BN"] and d["XNOR_BM"] * d["XNOR_BK"] == 4 * d["XNOR_THREADS"]
+
+
+# ------------------------------------------------------------------ CPU emulation of CUDA
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not found: cannot run kernels/*.cu on the CPU emulation of CUDA")
+    exe = tmp_path_factory.mktemp("emu") / "emu"
+    done = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing", "-x", "c++",
+                           str(EMU / "main.cpp"), "-o", str(exe)], capture_output=True, text=True)
+    if done.returncode != 0 and "barrier" in done.stderr:
+        pytest.skip(f"g++ lacks C++20 <barrier>: {done.stderr[:200]}")
+    assert done.returncode == 0, done.stderr
+    return exe
+
+
+def emulate(exe: Path, kernel: str, sizes: list[int], *arrays: np.ndarray) -> bytes:
+    data = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
+    done = subprocess.run([str(exe), kernel, *map(str, sizes)], input=data, capture_output=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def random_pm1(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=shape)
+
+
+@pytest.mark.parametrize(
+    "m,n,k,misaligned",
+    [
+        (1, 1, 1, 0),  # one output, one bit
+        (3, 130, 64, 0),  # one word; two column blocks
+        (129, 5, 1000, 0),  # W=16 even: 16-byte loads, two stages; two row blocks
+        (130, 131, 600, 0),  # W=10 even but the last stage is partial (words 8, 9 only)
+        (40, 70, 577, 0),  # W=10 too, K ragged inside the last word
+        (37, 20, 1100, 0),  # W=18: three stages, the last with two words
+        (33, 17, 449, 0),  # W=8 exactly one stage, K ragged
+        (20, 9, 700, 0),  # W=11 odd: scalar loads
+        (20, 9, 1024, 1),  # W=16 even but operands 8 bytes off 16-byte alignment: scalar loads
+    ],
+)
+def test_emulated_xnor_gemm_equals_reference(emulator: Path, m: int, n: int, k: int,
+                                             misaligned: int) -> None:
+    rng = np.random.default_rng(m + 7 * n + 13 * k)
+    a, b = xnor.pack_bits(random_pm1(rng, m, k)), xnor.pack_bits(random_pm1(rng, n, k))
+    w = xnor.n_words(k)
+    poisoned = np.full((m, n), POISON, dtype=np.int32)
+    out = emulate(emulator, "xnor_gemm", [m, n, w, k, misaligned], a, b, poisoned)
+    got = np.frombuffer(out, dtype=np.int32).reshape(m, n)
+    np.testing.assert_array_equal(got, xnor.xnor_matmul_cpu(a, b, k))
+
+
+def test_emulated_baseline_gemm(emulator: Path) -> None:
+    rng = np.random.default_rng(2)
+    m, n, k = 19, 37, 50
+    a, b = random_pm1(rng, m, k), random_pm1(rng, k, n)
+    out = emulate(emulator, "baseline_gemm", [m, n, k], a, b, np.full((m, n), np.nan, np.float32))
+    np.testing.assert_array_equal(np.frombuffer(out, np.float32).reshape(m, n), a @ b)
+
+
+@pytest.mark.parametrize("r,k", [(1, 1), (5, 130), (3, 64), (300, 70)])
+def test_emulated_pack_signs(emulator: Path, r: int, k: int) -> None:
+    rng = np.random.default_rng(r * k)
+    x = rng.standard_normal((r, k)).astype(np.float32)
+    x[0, 0] = 0.0
+    w = xnor.n_words(k)
+    out = emulate(emulator, "pack_signs", [r, k, w], x, np.full((r, w), 7, np.uint64))
+    np.testing.assert_array_equal(np.frombuffer(out, np.uint64).reshape(r, w), xnor.pack_bits(x))
+
+
+def test_emulated_threshold_pack(emulator: Path) -> None:
+    rng = np.random.default_rng(3)
+    r, n = 7, 150
+    y = rng.integers(-50, 50, (r, n), dtype=np.int32)
+    s = rng.choice(np.array([-1, 1], dtype=np.int32), n)
+    t = rng.integers(-20, 20, n, dtype=np.int32)
+    w = xnor.n_words(n)
+    out = emulate(emulator, "threshold_pack", [r, n, w], y, s, t, np.full((r, w), 7, np.uint64))
+    want = xnor.threshold_pack(torch.from_numpy(y), torch.from_numpy(s), torch.from_numpy(t))
+    np.testing.assert_array_equal(np.frombuffer(out, np.int64).reshape(r, w), want.numpy())
+
+
+def test_threshold_pack_cpu_rule() -> None:
+    y = torch.tensor([[3, -3, 0, 5]], dtype=torch.int32)
+    s = torch.tensor([1, -1, 1, -1], dtype=torch.int32)
+    t = torch.tensor([3, 3, 1, -5], dtype=torch.int32)
+    # 3 ≥ 3 → 1;  −(−3) = 3 ≥ 3 → 1;  0 ≥ 1 → 0;  −5 ≥ −5 → 1
+    assert xnor.unpack_bits(xnor.threshold_pack(y, s, t), 4).tolist() == [[1, 1, -1, 1]]
+
+
+def test_without_gpu_the_status_says_why() -> None:
+    if xnor.gpu_available():
+        pytest.skip(f"a GPU backend is present: {xnor.gpu_status()}")
+    status = xnor.gpu_status()
+    assert "CUDA" in status or "pycuda" in status
+    with pytest.raises(ValueError, match="GPU backend must be one of"):
+        xnor.gpu_backend("opencl")
+
+
+# ------------------------------------------------------------------ on a GPU
+
+
+def _gpu_reason() -> str:
+    return "" if xnor.gpu_available() else f"needs a GPU backend: {xnor.gpu_status()}"
+
+
+needs_gpu = pytest.mark.skipif(not xnor.gpu_available(), reason=_gpu_reason())
+
+RAGGED = [(1, 1, 1), (1, 300, 65), (300, 1, 129), (127, 129, 1000), (257, 130, 600),
+          (200, 150, 4097), (1000, 513, 8192)]
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("m,n,k", RAGGED)
+def test_gpu_xnor_gemm_equals_reference(m: int, n: int, k: int) -> None:
+    g = torch.Generator().manual_seed(m + n + k)
+    a = torch.randn(m, k, generator=g)
+    b = torch.randn(n, k, generator=g)
+    want = xnor.xnor_matmul(xnor.pack_bits(a), xnor.pack_bits(b), k)
+    pa, pb = xnor.pack_bits(a.cuda()), xnor.pack_bits(b.cuda())
+    assert torch.equal(pa.cpu(), xnor.pack_bits(a)) and torch.equal(pb.cpu(), xnor.pack_bits(b))
+    out = torch.full((m, n), POISON, dtype=torch.int32, device="cuda")
+    got = xnor.xnor_matmul(pa, pb, k, out=out)
+    assert got.data_ptr() == out.data_ptr()
+    assert torch.equal(got.cpu(), want)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_xnor_gemm_on_misaligned_views() -> None:
+    """Operands that start 8 bytes past a 16-byte boundary take the scalar-load path."""
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(70, 1024, generator=g)
+    b = torch.randn(90, 1024, generator=g)
+    pa = torch.cat([torch.zeros(1, dtype=torch.int64), xnor.pack_bits(a).flatten()]).cuda()[1:]
+    pb = torch.cat([torch.zeros(1, dtype=torch.int64), xnor.pack_bits(b).flatten()]).cuda()[1:]
+    got = xnor.xnor_matmul(pa.view(70, 16), pb.view(90, 16), 1024)
+    assert torch.equal(got.cpu(), xnor.xnor_matmul(xnor.pack_bits(a), xnor.pack_bits(b), 1024))
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_baseline_and_threshold_pack() -> None:
+    g = torch.Generator().manual_seed(6)
+    a = torch.where(torch.randn(33, 70, generator=g) >= 0, 1.0, -1.0)
+    b = torch.where(torch.randn(70, 45, generator=g) >= 0, 1.0, -1.0)
+    out = torch.full((33, 45), float("nan"), device="cuda")
+    got = xnor.baseline_matmul(a.cuda(), b.cuda(), out=out)
+    assert torch.equal(got.cpu(), a @ b)
+    y = torch.randint(-70, 70, (33, 45), generator=g, dtype=torch.int32)
+    s = torch.where(torch.randn(45, generator=g) >= 0, 1, -1).to(torch.int32)
+    t = torch.randint(-10, 10, (45,), generator=g, dtype=torch.int32)
+    assert torch.equal(xnor.threshold_pack(y.cuda(), s.cuda(), t.cuda()).cpu(),
+                       xnor.threshold_pack(y, s, t))
