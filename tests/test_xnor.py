@@ -107,3 +107,157 @@ def test_matmul_rejects_bad_inputs() -> None:
         xnor.xnor_matmul(torch.from_numpy(a.view(np.int64)), b, 100)
     with pytest.raises(ValueError, match="k=300 needs 5 words per row"):
         xnor.unpack_bits(a, 300)
+
+
+# ------------------------------------------------------------------ packed inference
+
+
+def make_bn(n: int, seed: int) -> torch.nn.BatchNorm1d:
+    """An eval-mode batch-norm with nontrivial statistics: negative and zero γ included."""
+    g = torch.Generator().manual_seed(seed)
+    bn = torch.nn.BatchNorm1d(n)
+    with torch.no_grad():
+        bn.weight.copy_(torch.randn(n, generator=g))
+        bn.weight[:2] = 0.0
+        bn.bias.copy_(torch.randn(n, generator=g))
+        bn.running_mean.copy_(torch.randn(n, generator=g) * 8)
+        bn.running_var.copy_(torch.rand(n, generator=g) * 50 + 0.5)
+    return bn.eval()
+
+
+def test_fold_bn_sign_equals_bn_on_every_integer() -> None:
+    k, n = 100, 300
+    bn = make_bn(n, 0)
+    s, t = xnor.fold_bn_sign(bn, k)
+    y = torch.arange(-k, k + 1, dtype=torch.float32)[:, None].expand(-1, n)
+    with torch.no_grad():
+        want = bn(y) >= 0
+    got = s * y.to(torch.int32) >= t
+    assert torch.equal(got, want)
+    assert s.dtype == torch.int32 and t.dtype == torch.int32
+    assert set(s.tolist()) == {-1, 1}
+    # The paper's τ = μ − βσ/γ: for γ > 0 the integer threshold is ⌈τ⌉ except at float ties.
+    gamma = bn.weight.detach().double()
+    sigma = (bn.running_var.double() + bn.eps).sqrt()
+    tau = bn.running_mean.double() - bn.bias.detach().double() * sigma / gamma
+    up = (gamma > 0) & (tau.abs() < k)
+    assert (t[up] == tau[up].ceil().to(torch.int32)).float().mean() > 0.99
+
+
+def test_fold_bn_sign_tie_rule_sign_zero_is_plus_one() -> None:
+    """BN(y) = 0 exactly at y = 5 (μ = 5, β = 0): sign(0) = +1 puts y = 5 on the +1 side."""
+    bn = torch.nn.BatchNorm1d(2, eps=0.0).eval()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([2.0, -2.0]))
+        bn.running_mean.fill_(5.0)
+    s, t = xnor.fold_bn_sign(bn, 10)
+    assert s.tolist() == [1, -1] and t.tolist() == [5, -5]  # y ≥ 5, and y ≤ 5
+    y = torch.tensor([[4.0, 4.0], [5.0, 5.0], [6.0, 6.0]])
+    assert torch.equal(bn(y) >= 0, (s * y >= t))
+    assert (bn(y)[1] == 0).all()
+
+
+def test_fold_bn_sign_on_real_input() -> None:
+    """k=None: float32 thresholds; values next to each threshold fall on the right side."""
+    n = 200
+    bn = make_bn(n, 1)
+    s, t = xnor.fold_bn_sign(bn, None)
+    assert t.dtype == torch.float32
+    assert torch.isinf(t[:2]).all()  # γ = 0: the sign never changes
+    g = torch.Generator().manual_seed(2)
+    y = torch.randn(500, n, generator=g) * 30
+    edge = s * t  # the value at which each rising/falling unit switches
+    finite = torch.isfinite(edge)
+    near = torch.stack([torch.nextafter(edge, edge - 1), edge, torch.nextafter(edge, edge + 1)])
+    y = torch.cat([y, torch.where(finite, near, 0.0)])
+    with torch.no_grad():
+        assert torch.equal(s * y >= t, bn(y) >= 0)
+
+
+def random_bnn(width: int = 96, depth: int = 2, seed: int = 0) -> torch.nn.Module:
+    from analysis import models
+
+    torch.manual_seed(seed)
+    model = models.build("bnn-mlp", width=width, depth=depth)
+    for i, m in enumerate(model):
+        if isinstance(m, torch.nn.BatchNorm1d):
+            model[i] = make_bn(m.num_features, seed + i)
+    return model.eval()
+
+
+def test_packed_scores_equal_torch_on_random_model() -> None:
+    model = random_bnn()
+    x = torch.randn(500, 1, 28, 28)
+    packed = xnor.export_packed(model)
+    with torch.no_grad():
+        want = model(x)
+    assert torch.equal(packed.scores(x), want)
+    assert torch.equal(packed.predict(x), want.argmax(1))
+    assert torch.equal(packed.predict(x, kernel="baseline"), want.argmax(1))
+    assert [layer.k for layer in packed.layers] == [784, 96, 96]
+    assert packed.layers[1].t.dtype == torch.int32 and packed.layers[-1].s is None
+
+
+def test_packed_predictions_equal_trained_model_on_mnist5k() -> None:
+    from analysis import data, models
+    from analysis.training import fit
+
+    X, y = data.load("mnist5k", "train")
+    Xt, yt = data.load("mnist5k", "test")
+    torch.manual_seed(0)
+    model = models.build("bnn-mlp", width=128, depth=2)
+    fit(model, (X[:2000], y[:2000]), epochs=1, batch_size=100, lr=3e-3, loss="squared_hinge",
+        progress=False)
+    model.eval()
+    with torch.no_grad():
+        want = model(Xt).argmax(1)
+    got = xnor.export_packed(model).predict(Xt)
+    assert got.shape == (1000,)
+    assert torch.equal(got, want)
+    assert (got == yt).float().mean() > 0.4  # it learned something: the check is not vacuous
+
+
+def test_packed_model_size() -> None:
+    from analysis import models
+
+    model = models.build("bnn-mlp", width=128, depth=2)  # K = 784, 128, 128
+    packed = xnor.export_packed(model)
+    report = xnor.size_report(model, packed)
+    words = 128 * 13 + 128 * 2 + 10 * 2  # ⌈784/64⌉ = 13 words per first-layer row
+    assert report["packed_weights"] == 8 * words
+    assert report["float_weights"] == 4 * (784 * 128 + 128 * 128 + 128 * 10)
+    assert 29 < report["weights_ratio"] < 32
+    square = models.build("bnn-mlp", in_shape=(1, 8, 8), width=64, depth=2, num_classes=64)
+    assert xnor.size_report(square, xnor.export_packed(square))["weights_ratio"] == 32.0
+
+
+def test_export_rejects_other_models() -> None:
+    from analysis import models
+    from analysis.layers import BinarizedLinear
+
+    with pytest.raises(ValueError, match="needs a bnn-mlp"):
+        xnor.export_packed(models.build("mlp", width=16, depth=1))  # ReLU: an odd layer count
+    with pytest.raises(ValueError, match="expected a BinarizedLinear"):
+        xnor.export_packed(models.build("mlp", width=16, depth=0))
+    with pytest.raises(ValueError, match="bias"):
+        xnor.export_packed(torch.nn.Sequential(BinarizedLinear(8, 4, binary_input=False, bias=True),
+                                               torch.nn.BatchNorm1d(4)))
+    with pytest.raises(ValueError, match="first layer must take real input"):
+        xnor.export_packed(torch.nn.Sequential(BinarizedLinear(8, 4), torch.nn.BatchNorm1d(4)))
+    with pytest.raises(ValueError, match="input features"):
+        xnor.export_packed(random_bnn(16, 1)).predict(torch.randn(3, 10))
+    with pytest.raises(ValueError, match="kernel must be"):
+        xnor.export_packed(random_bnn(16, 1)).predict(torch.randn(3, 784), kernel="fast")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not xnor.gpu_available(), reason=f"needs a GPU backend: {xnor.gpu_status()}")
+def test_gpu_packed_inference_equals_torch() -> None:
+    model = random_bnn(width=300, depth=3).cuda()
+    x = torch.randn(777, 1, 28, 28, device="cuda")
+    with torch.no_grad():
+        want = model(x)
+    packed = xnor.export_packed(model).to("cuda")
+    assert torch.equal(packed.predict(x), want.argmax(1))
+    assert torch.equal(packed.predict(x, kernel="baseline"), want.argmax(1))
+    assert torch.equal(packed.scores(x), want)
