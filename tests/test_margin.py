@@ -1,0 +1,258 @@
+"""analysis.margin: max-margin reference, GD's approach to it, rates, multi-class, linear nets."""
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis import data
+from analysis import margin as M
+
+# Known answer: z_n = y_n x_n with two support vectors (1, ±1/2) and the rest farther out, so
+# ŵ = (1, 0) (margin 1, α = (1/2, 1/2)): KKT holds with ŵ = ½(1, ½) + ½(1, −½).
+Z_KNOWN = np.array([[1.0, 0.5], [1.0, -0.5], [2.0, 1.0], [1.5, -2.0], [3.0, 0.3], [2.5, 2.5]])
+Y_KNOWN = np.array([1, -1, 1, -1, -1, 1])
+X_KNOWN = Y_KNOWN[:, None] * Z_KNOWN
+
+
+def separable(n=40, d=2, seed=0, margin=0.5):
+    X, y = data.load("separable", n=n, d=d, margin=margin, seed=seed)
+    return X.double().numpy(), M.signed_labels(y)
+
+
+# --------------------------------------------------------------------------- SVM reference
+
+def test_svm_on_known_data():
+    svm = M.hard_margin_svm(X_KNOWN, Y_KNOWN)
+    np.testing.assert_allclose(svm.w, [1.0, 0.0], atol=1e-10)
+    np.testing.assert_allclose(svm.direction, [1.0, 0.0], atol=1e-10)
+    assert svm.margin == pytest.approx(1.0)
+    assert list(svm.support) == [0, 1]
+    np.testing.assert_allclose(svm.alpha[:2], [0.5, 0.5], atol=1e-10)
+    np.testing.assert_allclose(M.max_margin_direction(X_KNOWN, Y_KNOWN), [1.0, 0.0], atol=1e-10)
+
+
+@pytest.mark.parametrize("d", [2, 5])
+def test_svm_satisfies_kkt_and_matches_sklearn(d):
+    X, y = separable(n=60, d=d, seed=d)
+    svm = M.hard_margin_svm(X, y)
+    kkt = M.kkt_residuals(X, y, svm)
+    assert max(kkt.values()) < 1e-8, kkt
+    margins = (y[:, None] * X) @ svm.direction
+    assert margins.min() == pytest.approx(svm.margin, rel=1e-9)
+    np.testing.assert_allclose(margins[svm.support], svm.margin, rtol=1e-7)
+    check = M.hard_margin_svm(X, y, method="sklearn")
+    assert np.degrees(M.angle_between(svm.direction, check.direction)) < 1e-3
+    assert check.margin == pytest.approx(svm.margin, rel=1e-5)
+    assert set(check.support) == set(svm.support)
+
+
+def test_labels_zero_one_and_torch_accepted():
+    X, y = data.load("separable", n=30, d=3, seed=1)
+    a = M.max_margin_direction(X, y)  # torch tensors, labels {0, 1}
+    b = M.max_margin_direction(X.numpy(), 2 * y.numpy() - 1)
+    np.testing.assert_allclose(a, b)
+
+
+def test_not_separable_is_a_clear_error():
+    X = np.array([[1.0, 0.0], [2.0, 0.0], [1.0, 1.0]])
+    y = np.array([1, -1, 1])  # x_1 and x_2 on the same ray, opposite labels
+    with pytest.raises(ValueError, match="not linearly separable"):
+        M.hard_margin_svm(X, y)
+    with pytest.raises(ValueError, match="not linearly separable"):
+        M.gradient_descent(X, y, steps=10)
+    with pytest.raises(ValueError, match="labels"):
+        M.hard_margin_svm(X, np.array([2, 3, 2]))
+
+
+# --------------------------------------------------------------------------- gradient descent
+
+def test_vectorized_gd_equals_the_naive_loop():
+    X, y = separable(n=12, d=3, seed=2)
+    for loss in ("logistic", "exponential"):
+        r = M.gradient_descent(X, y, loss=loss, steps=50, lr=0.05, record=[50])
+        np.testing.assert_allclose(r.w[-1], M.gradient_descent_naive(X, y, loss, 50, 0.05),
+                                   rtol=1e-12)
+
+
+def test_gd_direction_gap_below_a_1_over_log_t_bound():
+    r = M.gradient_descent(X_KNOWN, Y_KNOWN, steps=100_000, record=10)
+    assert r.error[-1] == 0 and r.loss[-1] < 1e-3
+    for t in (1_000, 100_000):  # two times far apart, one fixed constant
+        i = r.at(t)
+        assert r.t[i] == t
+        assert r.distance[i] < 1.0 / math.log(t)
+        assert np.degrees(r.angle[i]) < 60.0 / math.log(t)
+    i, j = r.at(1_000), r.at(100_000)
+    assert r.distance[j] < r.distance[i] * 0.8
+    # w(t) − ŵ log t stays bounded and tends to w̃ (Soudry et al., Theorem 3)
+    assert r.residual.max() < 5.0
+    w_tilde = M.theory_residual(X_KNOWN, Y_KNOWN, r.svm, r.lr)
+    rho = r.w[j] - math.log(100_000) * r.svm.w
+    assert np.linalg.norm(rho - w_tilde) < 0.05 * np.linalg.norm(w_tilde) + 0.05
+
+
+def test_rates_fit_the_theory():
+    # The 1/log t law is asymptotic: points with margins within a few % of the support vectors'
+    # delay it (their pull decays like t^−(m_n − 1)); on Z_KNOWN the others are ≥ 1.5 away.
+    r = M.gradient_descent(X_KNOWN, Y_KNOWN, steps=100_000, record=10)
+    gap = M.fit_rate(r.t, r.distance, "1/log t", decades=3)
+    assert gap.r2 > 0.9 and gap.slope > 0 and abs(gap.intercept) < 0.05
+    X, y = separable(n=40, d=2, seed=0)
+    r = M.gradient_descent(X, y, steps=100_000, record=10)
+    loss = M.fit_rate(r.t, r.loss, "1/t", decades=3)
+    assert loss.r2 > 0.99 and -1.1 < loss.slope < -0.8
+    theory = M.theory_loss(r.svm, r.lr, r.t[-1])
+    assert r.loss[-1] == pytest.approx(theory, rel=0.25)
+    i, j = r.at(10_000), r.at(100_000)  # ‖w(t)‖ grows like ‖ŵ‖ log t
+    growth = (r.norm[j] - r.norm[i]) / math.log(r.t[j] / r.t[i])
+    assert growth == pytest.approx(np.linalg.norm(r.svm.w), rel=0.2)
+
+
+def test_fit_rate_recovers_an_exact_law():
+    t = M.log_grid(10**6)[1:]
+    f = M.fit_rate(t, 0.3 + 2.0 / np.log(t), "1/log t")
+    assert (f.slope, f.intercept, f.r2) == pytest.approx((2.0, 0.3, 1.0))
+    g = M.fit_rate(t, 5.0 / t, "1/t")
+    assert g.slope == pytest.approx(-1.0) and g.predict(1e3) == pytest.approx(5e-3)
+    with pytest.raises(ValueError, match="law"):
+        M.fit_rate(t, t, "log")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_other_optimizers_approach_the_svm(optimizer):
+    X, y = separable(n=30, d=2, seed=3)
+    r = M.gradient_descent(X, y, optimizer=optimizer, steps=20_000, record=5, batch_size=5)
+    assert r.error[-1] == 0
+    assert r.angle[-1] < 0.5 * r.angle[r.at(10)]
+    assert np.degrees(r.angle[-1]) < 10
+
+
+def test_exponential_loss_and_log_grid():
+    X, y = separable(n=30, d=2, seed=4)
+    r = M.gradient_descent(X, y, loss="exponential", steps=10_000, record=5)
+    assert r.angle[-1] < r.angle[0] and np.all(np.diff(r.loss) <= 1e-12)
+    t = M.log_grid(10**6, 10)
+    assert t[0] == 1 and t[-1] == 10**6 and np.all(np.diff(t) > 0) and 50 < len(t) <= 61
+
+
+def test_bad_step_sizes_give_clear_errors():
+    X, y = separable(n=30, d=2, seed=5)
+    beta = M.smoothness(X, y, "exponential")
+    with pytest.raises(ValueError, match="stability limit"):
+        M.gradient_descent(X, y, loss="exponential", lr=2.5 / beta, steps=10)
+    # separable (w = (0.05, 1)), but the first big step along Σz_n puts z_3 far on the wrong side
+    Z = np.array([[1.0, 0.0], [1.0, 0.0], [-0.9, 0.1]])
+    beta = M.smoothness(Z, np.ones(3), "exponential")
+    with pytest.raises(M.DivergenceError, match="diverged"):
+        M.gradient_descent(Z, np.ones(3), loss="exponential", lr=50 / beta, steps=1000,
+                           check_lr=False)
+    with pytest.raises(ValueError, match="optimizer"):
+        M.gradient_descent(X, y, optimizer="adam", steps=10)
+    with pytest.raises(ValueError, match="loss"):
+        M.gradient_descent(X, y, loss="hinge", steps=10)
+
+
+# --------------------------------------------------------------------------- multi-class
+
+def three_clusters(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    centres = 3.0 * np.stack([np.cos(2 * np.pi * y / 3), np.sin(2 * np.pi * y / 3)], 1)
+    return centres + 0.4 * rng.standard_normal((n, 2)), y
+
+
+def test_multiclass_svm_and_cross_entropy_gd():
+    from sklearn.svm import LinearSVC
+
+    X, y = three_clusters()
+    svm = M.multiclass_svm(X, y)
+    S = X @ svm.w.T
+    gaps = np.array([S[i, y[i]] - S[i, k] for i in range(len(y)) for k in range(3) if k != y[i]])
+    assert gaps.min() == pytest.approx(1.0, abs=1e-8)
+    stationarity = svm.w - sum(svm.alpha[i, k] * (np.eye(3)[y[i]] - np.eye(3)[k])[:, None] * X[i]
+                               for i in range(len(y)) for k in range(3))
+    assert np.abs(stationarity).max() < 1e-8
+    cs = LinearSVC(multi_class="crammer_singer", fit_intercept=False, C=1e4, tol=1e-8,
+                   max_iter=200_000).fit(X, y)
+    assert np.degrees(M.angle_between(cs.coef_.ravel(), svm.w.ravel())) < 1.0
+    r = M.gradient_descent_multiclass(X, y, steps=20_000, record=5)
+    assert r.error[-1] == 0
+    assert r.distance[-1] < 0.6 * r.distance[r.at(20)]
+    assert r.distance[-1] < 1.0 / math.log(20_000)
+
+
+# --------------------------------------------------------------------------- linear nets
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("d", [7, 8])
+def test_conv_net_predictor_is_the_product_of_its_layers(depth, d):
+    rng = np.random.default_rng(depth * d)
+    filters = rng.standard_normal((depth, d))
+    beta = M.conv_net_predictor(filters)
+    np.testing.assert_allclose(beta, M.conv_net_predictor_by_layers(filters), atol=1e-12)
+    x = rng.standard_normal(d)
+    h = x
+    for w in filters[:-1]:  # the network itself, layer by layer: h ← w ∗ h
+        h = np.array([sum(w[k] * h[(i - k) % d] for k in range(d)) for i in range(d)])
+    assert filters[-1] @ h == pytest.approx(x @ beta)
+    spectrum = np.abs(np.fft.fft(beta))
+    np.testing.assert_allclose(spectrum, np.prod(np.abs(np.fft.fft(filters, axis=1)), 0),
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["conv", "fc"])
+def test_layer_gradients_match_finite_differences(kind):
+    rng = np.random.default_rng(0)
+    d, g = 6, rng.standard_normal(6)
+    if kind == "conv":
+        params = [rng.standard_normal((3, d))]
+        f = lambda p: g @ M.conv_net_predictor(p[0])  # noqa: E731
+        grads = [M._conv_grads(params[0], g)]
+    else:
+        params = [rng.standard_normal((d, d)), rng.standard_normal((d, d)), rng.standard_normal(d)]
+        f = lambda p: g @ M.fc_net_predictor(p)  # noqa: E731
+        grads = M._fc_grads(params, g)
+    for p, gp in zip(params, grads):
+        num = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + 1e-6
+            up = f(params)
+            p[idx] = old - 1e-6
+            num[idx] = (up - f(params)) / 2e-6
+            p[idx] = old
+        np.testing.assert_allclose(gp, num, atol=1e-6)
+
+
+def test_fourier_sparsity_measure():
+    d = 16
+    assert M.fourier_sparsity(np.eye(d)[0]) == pytest.approx(0.0, abs=1e-12)  # flat spectrum
+    assert M.fourier_sparsity(np.cos(2 * np.pi * 3 * np.arange(d) / d)) == pytest.approx(
+        (4 - math.sqrt(2)) / 3)  # two conjugate frequencies
+    assert M.fourier_sparsity(np.ones(d)) == pytest.approx(1.0)
+    assert M.fourier_sparsity(7 * np.ones(d)) == pytest.approx(1.0)
+
+
+def test_depth_makes_conv_nets_sparse_in_frequency_not_fc_nets():
+    fb = M.fourier_bias(depths=(1, 2), d=12, n=4, seeds=[0, 1], steps=600)
+    rows = {r["depth"]: r for r in fb.table()}
+    assert rows[1]["conv"] == pytest.approx(rows[1]["fc"])  # depth 1: both the linear SVM
+    assert rows[2]["conv"] > rows[1]["conv"] + 0.2
+    assert abs(rows[2]["fc"] - rows[1]["fc"]) < 0.05
+    assert rows[2]["fc_to_svm_deg"] < 10
+
+
+def test_bridge_solution():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((5, 12)), np.array([1, -1, 1, -1, 1])
+    svm = M.hard_margin_svm(X, y)
+    np.testing.assert_allclose(M.bridge_solution(X, y, 1), svm.w)
+    b2 = M.bridge_solution(X, y, 2)
+    Z = y[:, None] * X
+    assert (Z @ b2).min() == pytest.approx(1.0, abs=1e-6)
+    l1 = lambda b: np.abs(M.fourier_coefficients(b)).sum()  # noqa: E731
+    assert l1(b2) < l1(svm.w) - 1e-3
+    assert M.fourier_sparsity(b2) > M.fourier_sparsity(svm.w)
+    with pytest.raises(ValueError, match="depth"):
+        M.bridge_solution(X, y, 0)
