@@ -22,13 +22,15 @@ are torch.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy import optimize, special, stats
-from torch import Tensor
+from torch import Tensor, nn
 
 from analysis.quant import check_bits, quantize_uniform
 
@@ -49,6 +51,13 @@ __all__ = [
     "allocate_bits",
     "allocation_mse",
     "bias_correct",
+    "clip_ranges",
+    "PTQConfig",
+    "quant_layers",
+    "layer_inputs",
+    "quantize_model",
+    "ptq_table",
+    "ptq_cli",
 ]
 
 PRIORS = ("laplace", "gaussian")
@@ -395,3 +404,245 @@ def bias_correct(w_q: Tensor, w: Tensor, scale: bool = False) -> Tensor:
     sq, s = w_q.std(dims, keepdim=True, unbiased=False), w.std(dims, keepdim=True, unbiased=False)
     ratio = torch.where(sq > 0, s / sq.clamp_min(torch.finfo(sq.dtype).tiny), torch.ones_like(sq))
     return (w_q - mq) * ratio + m
+
+
+# --- post-training quantization of a model ----------------------------------------------------
+
+@functools.cache
+def _alpha_star(bits: int, prior: str, exact: bool, relu: bool) -> float:
+    return optimal_alpha(bits, prior, exact, relu)
+
+
+def _channel_view(v: Tensor, x: Tensor, dim: int) -> Tensor:
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    return v.reshape(shape)
+
+
+def _quantize_channels(x: Tensor, bits, lo: Tensor, hi: Tensor, dim: int) -> Tensor:
+    """quantize_uniform along channel axis `dim`: channel c gets bits[c] over [lo[c], hi[c]]
+    (bits: an int for all channels, or an int array; lo, hi: scalars or one per channel)."""
+    if lo.dim() == 0:
+        return quantize_uniform(x, int(bits), lo, hi)
+    bits = np.broadcast_to(np.asarray(bits), (x.shape[dim],))
+    out = torch.empty_like(x)
+    for m in np.unique(bits):
+        idx = torch.from_numpy(np.flatnonzero(bits == m)).to(x.device)
+        xs = x.index_select(dim, idx)
+        out.index_copy_(dim, idx, quantize_uniform(xs, int(m), _channel_view(lo[idx], xs, dim),
+                                                  _channel_view(hi[idx], xs, dim)))
+    return out
+
+
+def _channel_stats(x: Tensor, dim: int | None, relu: bool) -> dict[str, Tensor]:
+    """Centre, Laplace b, Gaussian σ, min and max per channel (dim) or per tensor (None).
+
+    For a non-negative tensor (after ReLU) b and σ describe its positive part:
+    b = mean(x | x > 0), σ = sqrt(mean(x² | x > 0)) (a Laplace/Gaussian tail past 0)."""
+    x = x.detach().double()
+    x = x.movedim(dim, 0).flatten(1) if dim is not None else x.reshape(1, -1)
+    lo, hi = x.min(1).values, x.max(1).values
+    if relu:
+        pos = (x > 0).double()
+        count = pos.sum(1).clamp_min(1)
+        b, sigma = (x * pos).sum(1) / count, ((x**2 * pos).sum(1) / count).sqrt()
+        mu = torch.zeros_like(b)
+    else:
+        mu = x.mean(1)
+        b, sigma = (x - mu[:, None]).abs().mean(1), x.std(1, unbiased=False)
+    return {"mu": mu, "b": b, "sigma": sigma, "min": lo, "max": hi}
+
+
+def _choose_prior(x: Tensor, relu: bool, st: dict[str, Tensor]) -> str:
+    """The prior with the smaller KS distance (on the positive part for a ReLU tensor)."""
+    if not relu:
+        return fit_prior(x).best
+    pos = x[x > 0].detach().double().flatten().numpy()
+    if pos.size < 2:
+        return "laplace"
+    pos = np.random.default_rng(0).choice(pos, min(pos.size, 100_000), replace=False)
+    b, s = st["b"].mean().item(), st["sigma"].mean().item()
+    ks_l = stats.kstest(pos, "expon", args=(0, b)).statistic
+    ks_g = stats.kstest(pos, "halfnorm", args=(0, s)).statistic
+    return "laplace" if ks_l <= ks_g else "gaussian"
+
+
+def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = None,
+                allocate: bool = False, relu: bool | None = None, exact: bool = False):
+    """Bits and clipping range [lo, hi] of `x`, per tensor (dim=None) or per channel along `dim`.
+
+    method "minmax": [min, max] (a ReLU tensor: `relu_range(max)`, so 0 stays a level);
+    "aciq": [μ − α, μ + α] with α = α*(M)·b (or σ, whichever prior fits better by KS),
+    never wider than [min, max]; allocate=True (per channel): bits per channel by
+    `allocate_bits` with average `bits`. Returns (bits: int or int array, lo, hi: tensors).
+    """
+    if method not in ("minmax", "aciq"):
+        raise ValueError(f"method must be 'minmax' or 'aciq', got {method!r}")
+    if allocate and dim is None:
+        raise ValueError("bit allocation is per channel: give dim")
+    x = _check_tensor(x)
+    relu = bool((x >= 0).all()) if relu is None else relu
+    st = _channel_stats(x, dim, relu)
+    scale_prior = _choose_prior(x, relu, st) if method == "aciq" else "laplace"
+    scale = st["b"] if scale_prior == "laplace" else st["sigma"]
+    tiny = max(scale.max().item(), 1e-12) * 1e-6  # dead channels (all zero) get the fewest bits
+    ch_bits = allocate_bits(scale.clamp_min(tiny).numpy(), bits) if allocate else np.full(scale.numel(), bits)
+    if method == "minmax":
+        alpha = st["max"] if relu else None
+    else:
+        a_star = [_alpha_star(int(m), scale_prior, exact, relu) for m in ch_bits]
+        alpha = torch.tensor(a_star, dtype=torch.float64) * scale
+        cap = st["max"] if relu else torch.maximum(st["max"] - st["mu"], st["mu"] - st["min"])
+        alpha = torch.minimum(alpha, cap)
+    if relu:
+        alpha = alpha.clamp_min(tiny)
+        delta = 2 * alpha / (2.0 ** (torch.from_numpy(ch_bits).double() + 1) - 1)
+        lo, hi = -delta / 2, alpha  # relu_range, vectorized
+    elif method == "minmax":
+        lo, hi = st["min"], torch.maximum(st["max"], st["min"] + tiny)
+    else:
+        lo, hi = torch.maximum(st["mu"] - alpha, st["min"]), torch.minimum(st["mu"] + alpha, st["max"])
+        hi = torch.maximum(hi, lo + tiny)
+    if dim is None:
+        return int(ch_bits[0]), lo[0].to(x.dtype), hi[0].to(x.dtype)
+    return ch_bits, lo.to(x.dtype), hi.to(x.dtype)
+
+
+@dataclass(frozen=True)
+class PTQConfig:
+    """One post-training method: bits, clipping, bit allocation, bias correction."""
+
+    w_bits: int = 4
+    a_bits: int = 4
+    method: str = "minmax"          # "minmax" (naive) or "aciq"
+    allocate: bool = False          # per-channel bit allocation (weights and activations)
+    bias_correction: bool = False   # per-channel mean and std of the weights restored
+    end_bits: int = 8               # first and last layer (weights and inputs)
+    exact: bool = False             # α* of the exact MSE instead of the paper's approximation
+
+
+class _InputQuantizer:
+    """Forward pre-hook: quantize the layer's input with fixed (calibrated) ranges."""
+
+    def __init__(self, bits, lo: Tensor, hi: Tensor, dim: int | None):
+        self.bits, self.lo, self.hi, self.dim = bits, lo.float(), hi.float(), dim
+
+    def __call__(self, module, args):
+        (x, *rest) = args
+        return (_quantize_channels(x, self.bits, self.lo, self.hi, self.dim or 0), *rest)
+
+
+def quant_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers PTQ quantizes, in forward order: every nn.Linear and nn.Conv2d."""
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+@torch.no_grad()
+def layer_inputs(model: nn.Module, x: Tensor, batch_size: int = 100) -> list[Tensor]:
+    """The input of every `quant_layers` layer on the calibration data x (eval mode)."""
+    layers, seen = quant_layers(model), {}
+    hooks = [m.register_forward_pre_hook(lambda m, a, i=i: seen.setdefault(i, []).append(a[0].detach()))
+             for i, m in enumerate(layers)]
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, len(x), batch_size):
+            model(x[i:i + batch_size])
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return [torch.cat(seen[i]) for i in range(len(layers))]
+
+
+@torch.no_grad()
+def quantize_model(model: nn.Module, calibration: Tensor, cfg: PTQConfig,
+                   inputs: list[Tensor] | None = None) -> nn.Module:
+    """A quantized copy of `model`: weights replaced by their quantized values (per output
+    channel), inputs of every Linear/Conv2d quantized by a forward pre-hook with ranges
+    calibrated on `calibration` (per tensor, or per channel with bit allocation); the first
+    and last layers at `cfg.end_bits`. The float model is left untouched."""
+    check_bits(cfg.w_bits), check_bits(cfg.a_bits), check_bits(cfg.end_bits)
+    inputs = layer_inputs(model, calibration) if inputs is None else inputs
+    q = copy.deepcopy(model).eval()
+    layers = quant_layers(q)
+    for i, (layer, x_in) in enumerate(zip(layers, inputs)):
+        end = i in (0, len(layers) - 1)
+        wb, ab = (cfg.end_bits, cfg.end_bits) if end else (cfg.w_bits, cfg.a_bits)
+        allocate = cfg.allocate and not end
+        w = layer.weight.detach()
+        bits, lo, hi = clip_ranges(w, wb, cfg.method, dim=0, allocate=allocate, relu=False, exact=cfg.exact)
+        w_q = _quantize_channels(w, bits, lo, hi, 0)
+        if cfg.bias_correction and not end:
+            w_q = bias_correct(w_q, w, scale=True)
+        layer.weight.copy_(w_q)
+        a_dim = 1 if allocate else None
+        bits, lo, hi = clip_ranges(x_in, ab, cfg.method, dim=a_dim, allocate=allocate, exact=cfg.exact)
+        layer.register_forward_pre_hook(_InputQuantizer(bits, lo, hi, a_dim))
+    return q
+
+
+def ptq_table(model: nn.Module, calibration: Tensor, test: tuple[Tensor, Tensor], w_bits: int = 4,
+              a_bits: int = 4, exact: bool = False) -> list[dict]:
+    """Accuracy of float, W8A8 naive, and W{w}A{a}: naive min–max, + ACIQ clipping,
+    + bit allocation, + bias correction (each row adds one method)."""
+    from analysis.training import evaluate
+
+    inputs = layer_inputs(model, calibration)
+    rows = [("float", None),
+            ("W8A8 naive", PTQConfig(8, 8)),
+            (f"W{w_bits}A{a_bits} naive", PTQConfig(w_bits, a_bits)),
+            ("+ ACIQ clipping", PTQConfig(w_bits, a_bits, "aciq", exact=exact)),
+            ("+ bit allocation", PTQConfig(w_bits, a_bits, "aciq", True, exact=exact)),
+            ("+ bias correction", PTQConfig(w_bits, a_bits, "aciq", True, True, exact=exact))]
+    out = []
+    for name, cfg in rows:
+        qm = model if cfg is None else quantize_model(model, calibration, cfg, inputs)
+        _, error = evaluate(qm, test)
+        out.append({"method": name, "accuracy": 1 - error})
+    return out
+
+
+def ptq_cli(argv: list[str]) -> int:
+    """python -m analysis ptq --run RUN --w-bits 4 --a-bits 4: the post-training accuracy table."""
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    from analysis import data, models
+    from analysis.training import CHECKPOINT, load_checkpoint
+
+    p = argparse.ArgumentParser(prog="python -m analysis ptq",
+                                description="Post-training quantization (ACIQ) of a run written by "
+                                            "`python -m analysis train`: accuracy per method.")
+    p.add_argument("--run", required=True, help="run folder (config.json, checkpoint.pt)")
+    p.add_argument("--w-bits", type=int, default=4)
+    p.add_argument("--a-bits", type=int, default=4)
+    p.add_argument("--calibration", type=int, default=200, help="training images for activation statistics")
+    p.add_argument("--exact", action="store_true", help="α* of the exact MSE instead of the paper's")
+    p.add_argument("--json", default=None, help="also write the table as JSON here")
+    a = p.parse_args(argv)
+    run = Path(a.run)
+    try:
+        check_bits(a.w_bits), check_bits(a.a_bits)
+        config = json.loads((run / "config.json").read_text())
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_options"].items()}
+        model = models.build(config["model"], **options)
+        model.load_state_dict(load_checkpoint(run / CHECKPOINT)["model"])
+        x_train, _ = data.load(config["dataset"], "train")
+        test = data.load(config["dataset"], "test")
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    g = torch.Generator().manual_seed(0)
+    calibration = x_train[torch.randperm(len(x_train), generator=g)[:a.calibration]]
+    rows = ptq_table(model, calibration, test, a.w_bits, a.a_bits, a.exact)
+    print(f"{config['model']} on {config['dataset']} ({run}); calibration: {len(calibration)} images")
+    print(f"{'method':<22}{'accuracy':>9}")
+    for r in rows:
+        print(f"{r['method']:<22}{100 * r['accuracy']:>8.2f}%")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"run": str(run), "w_bits": a.w_bits, "a_bits": a.a_bits,
+                                            "rows": rows}, indent=1))
+    return 0
