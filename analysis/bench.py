@@ -90,3 +90,237 @@ def train(argv: list[str]) -> int:
     write_json(a.json, {"benchmark": "train", "width": a.width, "depth": a.depth,
                         "batch_size": a.batch_size, "seconds": results, "ratio": ratio})
     return 0
+
+
+# --- XNOR kernel and packed BNN inference (issue 8) ------------------------------------------
+
+POPC_PER_SM_PER_CLOCK = 16  # 32-bit popc throughput of compute capability 5.x-9.x (CUDA guide)
+
+
+def _gpu_info() -> dict:
+    """Device name, driver, CUDA version, SMs, clock and popcount peak of the current GPU."""
+    import subprocess
+
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    info = {"name": props.name, "capability": f"{props.major}.{props.minor}",
+            "sms": props.multi_processor_count, "memory_gib": round(props.total_memory / 2**30, 1),
+            "cuda": torch.version.cuda, "driver": None, "max_sm_clock_mhz": None}
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm",
+                              "--format=csv,noheader,nounits", f"--id={torch.cuda.current_device()}"],
+                             capture_output=True, text=True, timeout=20).stdout.strip()
+        driver, clock = (v.strip() for v in out.split(","))
+        info["driver"], info["max_sm_clock_mhz"] = driver, float(clock)
+    except Exception as error:  # no nvidia-smi: the peak stays unknown, the timings do not
+        info["driver"] = f"unknown ({type(error).__name__})"
+    if info["max_sm_clock_mhz"]:
+        # binary ops: one popc counts 32 bit positions, each an XNOR and an add (2 ops)
+        info["popcount_peak_ops"] = (info["sms"] * info["max_sm_clock_mhz"] * 1e6
+                                     * POPC_PER_SM_PER_CLOCK * 32 * 2)
+    return info
+
+
+def _cuda_median_time(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
+    """Median seconds of `fn()` on the GPU, each run between two CUDA events, after warm-up."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(times)
+
+
+def _adaptive_repeat(fn: Callable[[], object], repeat: int, budget_s: float, cuda: bool) -> int:
+    """Fewer runs for slow candidates: about `budget_s` seconds each, at least 3."""
+    t0 = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    one = time.perf_counter() - t0
+    return max(3, min(repeat, int(budget_s / max(one, 1e-9))))
+
+
+def _pm1(m: int, k: int, generator: torch.Generator, device) -> torch.Tensor:
+    return (torch.randint(0, 2, (m, k), generator=generator, dtype=torch.int8) * 2 - 1).float().to(device)
+
+
+def xnor(argv: list[str]) -> int:
+    """XNOR-popcount GEMM vs the unoptimized kernel vs torch.matmul (fp32 without TF32, bf16).
+
+    On a GPU: the kernels of kernels/*.cu and cuBLAS on the same random ±1 matrices, CUDA
+    events, warm-up, medians; binary ops/s against the device's popcount peak. On the CPU:
+    the numpy reference against float32 torch.matmul on the same shapes.
+    """
+    from analysis import xnor as bits
+
+    p = argparse.ArgumentParser(prog="python -m analysis bench xnor", description=xnor.__doc__)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--sizes", type=int, nargs="*", default=None,
+                   help="square sizes M=N=K (default: GPU 1024..8192, CPU 256 512 1024)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch M of the MNIST MLP's shapes (default GPU 10000, CPU 1000)")
+    p.add_argument("--width", type=int, default=4096, help="MLP width: shapes (B, width, width)")
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--no-baseline", action="store_true", help="skip the unoptimized kernel")
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+
+    cuda = a.device == "cuda" or (a.device == "auto" and bits.gpu_available())
+    if cuda and not bits.gpu_available():
+        print(f"no GPU kernels: {bits.gpu_status()}")
+        return 1
+    if not cuda:
+        print(f"CPU run ({bits.gpu_status()}): the numpy reference vs float32 torch.matmul")
+    device = "cuda" if cuda else "cpu"
+    sizes = a.sizes if a.sizes is not None else ([1024, 2048, 4096, 8192] if cuda else [256, 512, 1024])
+    batch = a.batch or (10000 if cuda else 1000)
+    shapes = [("square", s, s, s) for s in sizes]
+    shapes += [("mlp hidden", batch, a.width, a.width), ("mlp output", batch, 10, a.width)]
+    info = _gpu_info() if cuda else {}
+    peak = info.get("popcount_peak_ops")
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32: cuBLAS without TF32
+    try:
+        for label, m, n, k in shapes:
+            A, B = _pm1(m, k, g, device), _pm1(n, k, g, device)
+            pa, pb = bits.pack_bits(A), bits.pack_bits(B)
+            out = torch.empty(m, n, dtype=torch.int32, device=device)
+            fp32 = torch.matmul(A, B.T)
+            exact = bool(torch.equal(bits.xnor_matmul(pa, pb, k).to(fp32.dtype), fp32))
+            candidates: dict[str, Callable[[], object]] = {"fp32": lambda A=A, B=B: A @ B.T}
+            if cuda:
+                candidates["xnor"] = lambda pa=pa, pb=pb, k=k, out=out: bits.xnor_matmul(pa, pb, k, out=out)
+                Ab, Bb = A.bfloat16(), B.bfloat16()
+                candidates["bf16"] = lambda Ab=Ab, Bb=Bb: Ab @ Bb.T
+                if not a.no_baseline:
+                    Bt = B.T.contiguous()
+                    fout = torch.empty(m, n, device=device)
+                    candidates["baseline"] = (lambda A=A, Bt=Bt, fout=fout:
+                                              bits.baseline_matmul(A, Bt, out=fout))
+                    exact &= bool(torch.equal(bits.baseline_matmul(A, Bt), fp32))
+            else:
+                na, nb = pa.numpy(), pb.numpy()
+                candidates["xnor"] = lambda na=na, nb=nb, k=k: bits.xnor_matmul_cpu(na, nb, k)
+            seconds = {}
+            for name, fn in candidates.items():
+                rep = _adaptive_repeat(fn, a.repeat, 10.0 if cuda else 5.0, cuda)
+                seconds[name] = (_cuda_median_time(fn, rep, warmup=2) if cuda
+                                 else median_time(fn, repeat=rep, warmup=1))
+            ops = 2 * m * n * k
+            row = {"shape": label, "m": m, "n": n, "k": k, "exact": exact, "seconds": seconds,
+                   "ops_per_s": {name: ops / t for name, t in seconds.items()},
+                   "xnor_speedup": {name: t / seconds["xnor"] for name, t in seconds.items()
+                                    if name != "xnor"}}
+            if peak:
+                row["xnor_fraction_of_popcount_peak"] = ops / seconds["xnor"] / peak
+            rows.append(row)
+            unit, scale = ("T", 1e12) if cuda else ("G", 1e9)
+            speed = "  ".join(f"{name} {1e3 * t:9.3f} ms ({ops / t / scale:7.2f} {unit}/s)"
+                              for name, t in seconds.items())
+            ratio = "  ".join(f"xnor vs {name}: {r:6.2f}x" for name, r in row["xnor_speedup"].items())
+            extra = f"  peak {100 * row['xnor_fraction_of_popcount_peak']:.0f}%" if peak else ""
+            print(f"{label:11s} {m:6d}x{n:5d}x{k:5d} exact={exact}  {speed}  {ratio}{extra}")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    print("ops = 2·M·N·K (binary ops for xnor, float ops otherwise); "
+          + (f"device {info['name']}, popcount peak {peak / 1e12:.0f} T binary ops/s" if peak
+             else f"{torch.get_num_threads()} CPU threads"))
+    write_json(a.json, {"benchmark": "xnor", "device": "cuda" if cuda else "cpu", "gpu": info,
+                        "backend": bits.gpu_status() if cuda else "cpu reference",
+                        "rows": rows})
+    return 0 if all(r["exact"] for r in rows) else 1
+
+
+def bnn_inference(argv: list[str]) -> int:
+    """The MNIST binarized MLP: packed XNOR layers vs the baseline kernel vs the torch model.
+
+    Exactness first: packed predictions against the torch model's on all mnist5k test digits
+    (after --train-epochs of training on mnist5k), then the three timed side by side on a
+    batch of test digits tiled to --batch. On the CPU the packed model runs the numpy
+    reference and the baseline kernel (a GPU kernel) is left out.
+    """
+    from analysis import data, models
+    from analysis import xnor as bits
+    from analysis.training import fit
+
+    p = argparse.ArgumentParser(prog="python -m analysis bench bnn-inference",
+                                description=bnn_inference.__doc__)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--width", type=int, default=4096)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--batch", type=int, default=None, help="default GPU 10000, CPU 1000")
+    p.add_argument("--train-epochs", type=int, default=1,
+                   help="epochs of training on mnist5k before the checks (0: random weights)")
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+
+    cuda = a.device == "cuda" or (a.device == "auto" and bits.gpu_available())
+    if cuda and not bits.gpu_available():
+        print(f"no GPU kernels: {bits.gpu_status()}")
+        return 1
+    device = "cuda" if cuda else "cpu"
+    batch = a.batch or (10000 if cuda else 1000)
+    X, y = data.load("mnist5k", "train")
+    Xt, yt = data.load("mnist5k", "test")
+    torch.manual_seed(0)
+    model = models.build("bnn-mlp", width=a.width, depth=a.depth)
+    t0 = time.perf_counter()
+    if a.train_epochs > 0:
+        fit(model, (X, y), epochs=a.train_epochs, batch_size=100, lr=3e-3, lr_final=3e-4,
+            loss="squared_hinge", progress=False)
+    model.eval()
+    print(f"bnn-mlp {a.depth}x{a.width}: {a.train_epochs} epoch(s) of training on mnist5k "
+          f"in {time.perf_counter() - t0:.1f} s")
+    packed = bits.export_packed(model)
+    with torch.no_grad():
+        want = model(Xt).argmax(1)
+    got = packed.predict(Xt)
+    checks = {"cpu": int((got == want).sum())}
+    print(f"exactness (CPU reference): {checks['cpu']}/{len(Xt)} test digits predicted as the "
+          f"torch model does; test error {100 * (got != yt).float().mean():.2f}%")
+    size = bits.size_report(model, packed)
+    print(f"size: weights {size['float_weights'] / 2**20:.2f} MiB float32 vs "
+          f"{size['packed_weights'] / 2**20:.3f} MiB packed ({size['weights_ratio']:.1f}x); "
+          f"whole model {size['total_ratio']:.1f}x")
+
+    xb = Xt.repeat(-(-batch // len(Xt)), 1, 1, 1)[:batch].to(device)
+    model_d, packed_d = model.to(device), packed.to(device)
+    if cuda:
+        with torch.no_grad():
+            want_d = model_d(Xt.to(device)).argmax(1)
+        checks["cuda"] = int((packed_d.predict(Xt.to(device)) == want_d).sum())
+        checks["cuda_baseline"] = int((packed_d.predict(Xt.to(device), "baseline") == want_d).sum())
+        print(f"exactness (GPU): xnor {checks['cuda']}/{len(Xt)}, baseline "
+              f"{checks['cuda_baseline']}/{len(Xt)}")
+    candidates = {"xnor": lambda: packed_d.predict(xb), "torch float": lambda: model_d(xb).argmax(1)}
+    if cuda:
+        candidates["baseline"] = lambda: packed_d.predict(xb, "baseline")
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    seconds = {}
+    try:
+        with torch.no_grad():
+            for name, fn in candidates.items():
+                rep = _adaptive_repeat(fn, a.repeat, 10.0, cuda)
+                seconds[name] = (_cuda_median_time(fn, rep, warmup=2) if cuda
+                                 else median_time(fn, repeat=rep, warmup=1))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    for name, t in seconds.items():
+        print(f"  {name:12s} {1e3 * t:10.2f} ms per batch of {batch}   "
+              f"(xnor speedup {t / seconds['xnor']:.2f}x)")
+    write_json(a.json, {"benchmark": "bnn-inference", "device": device,
+                        "gpu": _gpu_info() if cuda else {}, "width": a.width, "depth": a.depth,
+                        "batch": batch, "train_epochs": a.train_epochs, "exact": checks,
+                        "test_digits": len(Xt), "size": size, "seconds": seconds,
+                        "xnor_speedup": {n: t / seconds["xnor"] for n, t in seconds.items()}})
+    return 0 if all(v == len(Xt) for v in checks.values()) else 1

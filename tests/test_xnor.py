@@ -261,3 +261,35 @@ def test_gpu_packed_inference_equals_torch() -> None:
     assert torch.equal(packed.predict(x), want.argmax(1))
     assert torch.equal(packed.predict(x, kernel="baseline"), want.argmax(1))
     assert torch.equal(packed.scores(x), want)
+
+
+# ------------------------------------------------------------------ benchmarks (CPU, tiny sizes)
+
+
+def test_bench_xnor_cpu_writes_json(tmp_path) -> None:
+    import json
+
+    from analysis import bench
+
+    path = tmp_path / "xnor.json"
+    code = bench.xnor(["--device", "cpu", "--sizes", "64", "--batch", "16", "--width", "128",
+                       "--repeat", "3", "--json", str(path)])
+    result = json.loads(path.read_text())
+    assert code == 0 and result["benchmark"] == "xnor" and result["device"] == "cpu"
+    assert [(r["m"], r["n"], r["k"]) for r in result["rows"]] == [(64, 64, 64), (16, 128, 128),
+                                                                  (16, 10, 128)]
+    assert all(r["exact"] and r["ops_per_s"]["xnor"] > 0 for r in result["rows"])
+
+
+def test_bench_bnn_inference_cpu(tmp_path) -> None:
+    import json
+
+    from analysis import bench
+
+    path = tmp_path / "inference.json"
+    code = bench.bnn_inference(["--device", "cpu", "--width", "32", "--depth", "1",
+                                "--train-epochs", "0", "--batch", "50", "--repeat", "3",
+                                "--json", str(path)])
+    result = json.loads(path.read_text())
+    assert code == 0 and result["exact"] == {"cpu": 1000}
+    assert set(result["seconds"]) == {"xnor", "torch float"}
