@@ -1,0 +1,114 @@
+"""analysis.binarized: STE values, latent weights, binarized inputs, run-time memory, width sweep."""
+
+import pytest
+import torch
+
+from analysis import binarized as b
+from analysis import models
+
+
+@pytest.fixture(scope="module")
+def trained():
+    model, history = b.train_model("bnn-mlp", width=32, depth=2, epochs=1, n_train=300)
+    return model, history
+
+
+@pytest.mark.parametrize("x, sign, hardtanh, grad", [
+    (0.5, 1.0, 0.5, 1.0), (-0.3, -1.0, -0.3, 1.0), (0.0, 1.0, 0.0, 1.0),
+    (1.0, 1.0, 1.0, 1.0), (-1.0, -1.0, -1.0, 1.0), (1.01, 1.0, 1.0, 0.0), (-2.0, -1.0, -1.0, 0.0),
+])
+def test_sign_ste_at(x, sign, hardtanh, grad):
+    v = b.sign_ste_at(x)
+    assert v["sign"] == sign and v["ste_gradient"] == grad
+    assert v["hardtanh"] == pytest.approx(hardtanh)
+
+
+def test_sign_ste_curves_gradient_is_indicator():
+    x = torch.linspace(-3, 3, 601)
+    c = b.sign_ste_curves(x)
+    assert torch.equal(c["ste_gradient"], (x.abs() <= 1).float())
+    assert set(c["sign"].unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(c["hardtanh"], x.clamp(-1, 1))
+
+
+def test_latent_weights_are_clipped(trained):
+    model, history = trained
+    w = b.latent_weights(model)
+    assert list(w) == ["1", "3", "5"]  # Flatten, Linear, BN, Linear, ...: the QuantLinear layers
+    assert w["1"].numel() == 784 * 32 and w["5"].numel() == 32 * 10
+    assert all(float(t.abs().max()) <= 1.0 for t in w.values())
+    assert len(history) == 1 and 0.0 <= history.final["test_error"] <= 1.0
+
+
+def test_binarized_layer_inputs_are_bn_outputs(trained):
+    model, _ = trained
+    X = torch.randn(40, 1, 28, 28)
+    inputs = b.binarized_layer_inputs(model, X, batch_size=16)
+    assert list(inputs) == ["3", "5"]  # the first layer sees real pixels
+    assert model.training  # the mode is restored
+    model.eval()
+    with torch.no_grad():
+        expected = model[:3](X).flatten()
+    model.train()
+    assert torch.allclose(inputs["3"], expected, atol=1e-6)
+    assert inputs["5"].numel() == 40 * 32
+
+
+def test_binarization_stats():
+    w = torch.tensor([-1.0, 1.0, 0.5, -0.2])
+    a = torch.tensor([-3.0, 0.5, 0.9, 2.0, -0.1])
+    s = b.binarization_stats(w, a)
+    assert s == pytest.approx({"clipped_weights": 0.5, "positive_weights": 0.5, "ste_pass": 0.6,
+                               "positive_inputs": 0.6})
+    assert set(b.binarization_stats(w)) == {"clipped_weights", "positive_weights"}
+    with pytest.raises(ValueError, match="non-empty"):
+        b.binarization_stats(torch.tensor([]))
+
+
+def test_run_time_memory_paper_mlp():
+    with torch.device("meta"):
+        bnn = models.build("bnn-mlp", width=4096, depth=3)
+        flt = models.build("mlp", width=4096, depth=3)
+    rows = b.run_time_memory(bnn)
+    linear = [r for r in rows if r["kind"] == "QuantLinear"]
+    assert [r["values"] for r in linear] == [784 * 4096, 4096 * 4096, 4096 * 4096, 4096 * 10]
+    assert all(r["bits_per_weight"] == 1 and r["ratio"] == 32.0 for r in linear)
+    total = rows[-1]
+    assert total["layer"] == "total"
+    assert total["float_bytes"] == 147_423_392 and total["run_time_bytes"] == 4_797_600
+    assert b.memory_ratio(bnn) == pytest.approx(30.7286, abs=1e-4)
+    assert b.memory_ratio(bnn, binarized_only=True) == 32.0
+    assert b.run_time_memory(flt)[-1]["ratio"] == 1.0
+    with pytest.raises(ValueError, match="no binarized layers"):
+        b.memory_ratio(flt, binarized_only=True)
+
+
+def test_width_sweep_rows_and_cache():
+    rows = b.width_sweep([8, 16], depth=1, epochs=1, n_train=200)
+    assert [(r["name"], r["width"]) for r in rows] == [("bnn-mlp", 8), ("bnn-mlp", 16),
+                                                       ("mlp", 8), ("mlp", 16)]
+    for r in rows:
+        assert 0.0 <= r["test_error"] <= 1.0
+        assert r["parameters"] > 0
+    bnn16 = rows[1]
+    assert bnn16["float_bytes"] / bnn16["run_time_bytes"] > 10  # binary kernels dominate
+    assert rows[3]["run_time_bytes"] == rows[3]["float_bytes"]
+    again = b.width_sweep([8, 16], depth=1, epochs=1, n_train=200)
+    assert again == rows and again is not rows
+    assert again[0]["seconds"] == rows[0]["seconds"]  # from the cache, not re-trained
+
+
+def test_errors_are_actionable():
+    with pytest.raises(ValueError, match="widths must be positive"):
+        b.width_sweep([0])
+    with pytest.raises(ValueError, match="train_model knows"):
+        b.train_model("cnn", width=8, depth=1, epochs=1)
+    with pytest.raises(ValueError, match="n_train"):
+        b.train_model("mlp", width=8, depth=1, epochs=1, n_train=0)
+
+
+def test_lesson_settings_modes():
+    fast, normal = b.lesson_settings(True), b.lesson_settings(False)
+    assert fast["width"] < normal["width"] and fast["epochs"] <= normal["epochs"]
+    fast["width"] = -1
+    assert b.lesson_settings(True)["width"] != -1  # a copy

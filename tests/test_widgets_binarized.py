@@ -1,0 +1,130 @@
+"""Dashboards of lessons 00 and 01, without a browser: call the callbacks, move the controls."""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from analysis import binarized as b  # noqa: E402
+from analysis import models  # noqa: E402
+from analysis.env import environment_report, format_report, missing_packages  # noqa: E402
+from analysis.plots.binarized import memory_figure  # noqa: E402
+from analysis.widgets import binarized as wb  # noqa: E402
+from analysis.widgets.start import quantizer_callback, quantizer_dashboard  # noqa: E402
+
+
+def pixels(fig: Figure) -> np.ndarray:
+    """The figure rendered to an RGBA array (works after the dashboard closed it in pyplot)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=50)
+    buf.seek(0)
+    return plt.imread(buf)
+
+
+def changed(before: Figure, after: Figure) -> bool:
+    a, b_ = pixels(before), pixels(after)
+    return a.shape != b_.shape or not np.array_equal(a, b_)
+
+
+def titles(fig: Figure) -> str:
+    return " | ".join(ax.get_title() for ax in fig.axes)
+
+
+@pytest.fixture(scope="module")
+def small_bnn():
+    torch.manual_seed(0)
+    model = models.build("bnn-mlp", width=16, depth=2)
+    return model, torch.randn(64, 1, 28, 28)
+
+
+@pytest.fixture(scope="module")
+def sweep_rows():
+    return b.width_sweep([8, 16, 32], depth=1, epochs=1, n_train=200)
+
+
+def test_sign_callback_numbers_and_figure():
+    fig, n = wb.sign_callback(x=-0.4)
+    assert n == pytest.approx({"x": -0.4, "sign": -1.0, "hardtanh": -0.4, "ste_gradient": 1.0})
+    assert "sign(-0.40) = -1" in titles(fig)
+    fig, n = wb.sign_callback(x=1.6)
+    assert (n["sign"], n["ste_gradient"]) == (1.0, 0.0)
+    assert "gradient passed at x: 0" in titles(fig)
+
+
+def test_sign_dashboard_slider_redraws():
+    box = wb.sign_dashboard(x=0.5)
+    fig0, n0 = box.last_result
+    assert n0["ste_gradient"] == 1.0
+    box.controls["x"].value = -1.5
+    fig1, n1 = box.last_result
+    assert n1 == pytest.approx({"x": -1.5, "sign": -1.0, "hardtanh": -1.0, "ste_gradient": 0.0})
+    assert fig1 is not fig0 and changed(fig0, fig1)
+    assert not changed(fig1, fig1)  # the comparison itself can say "unchanged"
+    assert box.controls["x"].continuous_update is False
+
+
+def test_histogram_dashboard_layers(small_bnn):
+    model, X = small_bnn
+    box = wb.histogram_dashboard(model, X)
+    fig0, n0 = box.last_result
+    assert n0["layer"] == "3" and 0.0 <= n0["ste_pass"] <= 1.0
+    box.controls["layer"].value = "1"  # the first layer: real pixels, no activation histogram
+    fig1, n1 = box.last_result
+    assert n1["layer"] == "1" and "ste_pass" not in n1
+    assert changed(fig0, fig1)
+    w = b.latent_weights(model)["1"]
+    assert n1["positive_weights"] == pytest.approx(float((w >= 0).float().mean()))
+    with pytest.raises(ValueError, match="nothing binarized"):
+        wb.histogram_dashboard(models.build("mlp", width=8, depth=1), X)
+    with pytest.raises(ValueError, match="no binarized layer"):
+        wb.histogram_callback("9", weights=b.latent_weights(model), inputs={})
+
+
+def test_width_dashboard_slider(sweep_rows):
+    box = wb.width_dashboard(sweep_rows)
+    assert list(box.controls["width"].options) == [8, 16, 32]
+    fig0, n0 = box.last_result
+    assert n0["width"] == 16
+    box.controls["width"].value = 32
+    fig1, n1 = box.last_result
+    assert n1["width"] == 32 and changed(fig0, fig1)
+    row = next(r for r in sweep_rows if r["name"] == "bnn-mlp" and r["width"] == 32)
+    assert n1["bnn-mlp"]["test_error"] == row["test_error"]
+    assert n1["mlp"]["run_time_bytes"] / n1["bnn-mlp"]["run_time_bytes"] > 5
+    with pytest.raises(ValueError, match="no run at width 7"):
+        wb.width_callback(7, rows=sweep_rows)
+    with pytest.raises(ValueError, match="at least one run"):
+        wb.width_dashboard([])
+
+
+def test_memory_figure_paper_label():
+    with torch.device("meta"):
+        rows = {"binarized MLP": b.run_time_memory(models.build("bnn-mlp", width=4096)),
+                "float MLP": b.run_time_memory(models.build("mlp", width=4096))}
+    fig = memory_figure(rows)
+    t = titles(fig)
+    assert "30.7x smaller (measured)" in t and "paper: 32x" in t
+
+
+def test_quantizer_dashboard():
+    fig, n = quantizer_callback(bits=3, clip=1.0)
+    assert n == pytest.approx({"levels": 8, "step": 0.25, "max_error_inside": 0.125}, abs=1e-6)
+    box = quantizer_dashboard()
+    fig0 = box.last_result[0]
+    box.controls["bits"].value = 1
+    assert box.last_result[1]["levels"] == 2 and changed(fig0, box.last_result[0])
+
+
+def test_environment_report():
+    r = environment_report()
+    assert {"python", "torch", "gpu", "pycuda", "fast mode"} <= set(r)
+    assert r["torch"] == torch.__version__
+    assert missing_packages() == []
+    assert format_report({"a": "1", "long key": "2"}) == "a         1\nlong key  2"
