@@ -35,9 +35,21 @@ __all__ = [
     "fit_power",
     "fit_sqrt",
     "compare_fits",
+    "predict",
     "weight_distance",
+    "random_walk",
+    "LargeBatchConfig",
     "LARGE_BATCH_CONFIGS",
+    "SETTINGS",
+    "large_batch_configs",
+    "grid_configs",
+    "grid_key",
+    "run_config",
     "run_large_batch",
+    "gap_recovered",
+    "markdown_table",
+    "load_results",
+    "default_grid_path",
     "experiment_cli",
 ]
 
@@ -84,10 +96,11 @@ def record_points(total: int, every: int | str = "auto", per_decade: int = 24) -
     """The update counts t ≤ `total` at which `WeightDiffusion(every)` records.
 
     every=k: k, 2k, 3k, ...; every="auto": about `per_decade` log-spaced points per factor
-    of 10 (every update up to `per_decade`), so a run of 10^6 updates keeps ~150 records.
+    of 10 (every update while the spacing is below one, up to t ≈ per_decade/ln 10), so a
+    run of 10^6 updates keeps ~130 records.
     """
     every = _check_every(every)
-    points, t = [], 1
+    points, t = [], _next_point(0, every, per_decade)
     while t <= total:
         points.append(t)
         t = _next_point(t, every, per_decade)
@@ -308,7 +321,7 @@ def random_walk(steps: int, potential: str = "flat", walkers: int = 200, bias: f
     for t in range(1, steps + 1):
         col = 0 if potential == "flat" else x + steps
         x += np.where(rng.random(walkers) < p_right[rows, col], 1, -1)
-        if t == points[k]:
+        if k < len(points) and t == points[k]:
             d.append(float(np.sqrt(np.mean(x.astype(float) ** 2))))
             k += 1
     return points.astype(float), np.asarray(d)
@@ -366,7 +379,11 @@ SETTINGS = {
                "large": 1000, "lr": 0.05, "momentum": 0.9, "grad_clip": 5.0},
     "fast": {"dataset": "mnist5k", "width": 128, "depth": 3, "epochs": 2, "small": 50,
              "large": 500, "lr": 0.05, "momentum": 0.9, "grad_clip": 5.0},
+    # the widget's grid: 17 runs, so a smaller net
+    "grid": {"dataset": "mnist5k", "width": 128, "depth": 3, "epochs": 3, "small": 50,
+             "large": 1000, "lr": 0.05, "momentum": 0.9, "grad_clip": 5.0},
 }
+GRID_BATCH_SIZES = (200, 1000)
 
 
 def run_config(config: LargeBatchConfig, settings: dict, train, test, seed: int = 0,
@@ -471,19 +488,21 @@ def experiment_cli(argv: list[str]) -> int:
     p.add_argument("--epochs", type=int, default=None, help="epochs of the small batch run")
     p.add_argument("--grid", action="store_true",
                    help="run every (batch 50/200/1000, LR scaling, Ghost BN, regime adaptation) "
-                        "combination for the lesson's widget instead of the table")
+                        "combination for the lesson's widget instead of the table (ignores --fast); "
+                        "ships as analysis/results/large_batch_grid.json")
     a = p.parse_args(argv)
-    settings = dict(SETTINGS["fast" if a.fast else "normal"])
+    settings = dict(SETTINGS["grid" if a.grid else "fast" if a.fast else "normal"])
     if a.epochs is not None:
         if a.epochs <= 0:
             p.error(f"--epochs must be positive, got {a.epochs}")
         settings["epochs"] = a.epochs
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    configs = (grid_configs(settings["small"], (200, settings["large"])) if a.grid
+    configs = (grid_configs(settings["small"], GRID_BATCH_SIZES) if a.grid
                else large_batch_configs(settings["small"], settings["large"]))
     show = sys.stderr.isatty()
-    print(f"large-batch experiment ({'fast' if a.fast else 'normal'}): mlp {settings['depth']}x"
+    mode = "grid" if a.grid else "fast" if a.fast else "normal"
+    print(f"large-batch experiment ({mode}): mlp {settings['depth']}x"
           f"{settings['width']} on {settings['dataset']}, {settings['epochs']} epochs at batch "
           f"{settings['small']}, SGD lr {settings['lr']}", flush=True)
     t0 = time.perf_counter()

@@ -1,0 +1,321 @@
+"""Weight diffusion (callback, fits, random walks), Ghost Batch-Norm, large-batch recipes,
+the large-batch experiment and its dashboard (Hoffer, Hubara, Soudry 2017)."""
+
+import copy
+import json
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from analysis import diffusion as D
+from analysis import models
+from analysis.layers import GhostBatchNorm1d, GhostBatchNorm2d
+from analysis.training import fit, large_batch_recipe
+
+matplotlib.use("Agg")
+
+
+def _toy(n=64, d=12, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return X, y
+
+
+def _model(d=12, classes=3, ghost=None):
+    torch.manual_seed(0)
+    return models.build("mlp", in_shape=(d,), num_classes=classes, width=16, depth=2, ghost_size=ghost)
+
+
+class _Direct:
+    """Reference: the distance computed the slow way (a full copy of w_0, a loop) after every update."""
+
+    def __init__(self):
+        self.d, self.layers = [], []
+
+    def on_train_begin(self, state):
+        self.w0 = {n: p.detach().clone() for n, p in state.model.named_parameters()}
+
+    def on_step_end(self, state):
+        self.d.append(D.weight_distance(state.model, self.w0))
+        per = {}
+        for n, p in state.model.named_parameters():
+            layer = n.rpartition(".")[0]
+            per[layer] = per.get(layer, 0.0) + float((p.detach().double() - self.w0[n].double()).pow(2).sum())
+        self.layers.append({k: math.sqrt(v) for k, v in per.items()})
+
+
+# --- the callback ------------------------------------------------------------------------------
+
+def test_callback_matches_direct_computation_at_every_update():
+    rec, direct = D.WeightDiffusion(every=1), _Direct()
+    fit(_model(), _toy(), epochs=3, batch_size=16, optimizer="sgd", lr=0.1, callbacks=[rec, direct])
+    r = rec.record
+    assert r.steps == list(range(1, 13))
+    np.testing.assert_allclose(r.distance, direct.d, rtol=1e-5)
+    assert set(r.layers) == set(direct.layers[0])
+    for name, values in r.layers.items():
+        np.testing.assert_allclose(values, [row[name] for row in direct.layers], rtol=1e-5, atol=1e-7)
+    # layers partition the parameters: Σ_l d_l² = d²
+    total = np.sqrt(sum(np.square(v) for v in r.layers.values()))
+    np.testing.assert_allclose(total, r.distance, rtol=1e-6)
+    assert r.distance[-1] > r.distance[0] > 0
+
+
+def test_callback_every_k_and_the_last_update():
+    rec = D.WeightDiffusion(every=5, layers=False)
+    fit(_model(), _toy(), epochs=3, batch_size=16, lr=0.01, callbacks=[rec])
+    assert rec.record.steps == [5, 10, 12]  # multiples of k, then the final update
+    assert rec.record.layers == {}
+
+
+def test_auto_record_points_are_log_spaced_and_few():
+    pts = D.record_points(10**6)
+    assert pts[:10] == list(range(1, 11))          # every update at first
+    assert len(pts) < 160 and pts[-1] <= 10**6
+    ratios = np.diff(np.log10(pts[30:]))
+    assert np.all(ratios > 0) and ratios.max() < 0.08
+    assert D.record_points(30, every=10) == [10, 20, 30]
+
+
+def test_record_save_load_and_run_folder(tmp_path):
+    rec = D.WeightDiffusion()
+    fit(_model(), _toy(), epochs=2, batch_size=16, lr=0.01, callbacks=[rec], run_dir=tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "diffusion.json").read_text())
+    assert saved["steps"] == rec.record.steps
+    back = D.DiffusionRecord.load(tmp_path / "run")
+    assert back == rec.record
+    path = rec.record.save(tmp_path / "other.json")
+    assert D.DiffusionRecord.load(path).distance == rec.record.distance
+    with pytest.raises(FileNotFoundError, match="no diffusion record"):
+        D.DiffusionRecord.load(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("every", [0, -3, 1.5, "often", True])
+def test_bad_every_is_refused(every):
+    with pytest.raises(ValueError, match="every must be a positive number of updates or 'auto'"):
+        D.WeightDiffusion(every=every)
+
+
+# --- fits --------------------------------------------------------------------------------------
+
+T = np.unique(np.round(np.logspace(0, 4, 60)))
+
+
+def test_fit_log_recovers_a_and_b():
+    rng = np.random.default_rng(0)
+    d = 0.7 + 2.5 * np.log(T) + rng.normal(0, 0.01, T.shape)
+    a, b, r2 = D.fit_log(T, d)
+    assert a == pytest.approx(0.7, abs=0.02) and b == pytest.approx(2.5, abs=0.005) and r2 > 0.9999
+    a, b, _ = D.fit_log(T, 3.0 - 0.5 * np.log(T), t_min=10)
+    assert (a, b) == (pytest.approx(3.0), pytest.approx(-0.5))
+
+
+def test_fit_power_and_sqrt_recover_their_laws():
+    c, p, r2 = D.fit_power(T, 1.5 * T ** 0.3)
+    assert c == pytest.approx(1.5, rel=1e-3) and p == pytest.approx(0.3, rel=1e-3) and r2 > 0.9999
+    a, c, r2 = D.fit_sqrt(T, 2.0 + 0.1 * np.sqrt(T))
+    assert a == pytest.approx(2.0) and c == pytest.approx(0.1) and r2 == pytest.approx(1.0)
+
+
+def test_compare_fits_names_the_true_law():
+    assert D.compare_fits(T, 1 + 2 * np.log(T))["best"] == "log"
+    assert D.compare_fits(T, 0.5 * np.sqrt(T))["best"] in ("sqrt", "power")
+    assert D.compare_fits(T, 0.5 * T ** 0.8)["best"] == "power"
+    out = D.compare_fits(T, 1 + 2 * np.log(T))
+    assert out["log"]["r2"] > out["sqrt"]["r2"] and out["points"] == len(T)
+
+
+def test_fits_refuse_bad_curves():
+    with pytest.raises(ValueError, match="at least 3 points"):
+        D.fit_log([1, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match="equal length"):
+        D.fit_log([1, 2, 3], [0.1, 0.2])
+    with pytest.raises(ValueError, match="d > 0"):
+        D.fit_power([1, 2, 3], [0.0, 0.2, 0.3])
+
+
+def test_random_walks_flat_is_sqrt_and_random_potential_is_slower():
+    t, d_flat = D.random_walk(2000, "flat", walkers=400)
+    _, d_rand = D.random_walk(2000, "random", walkers=400, bias=0.35)
+    _, p_flat, _ = D.fit_power(t, d_flat)
+    _, p_rand, _ = D.fit_power(t, d_rand)
+    assert p_flat == pytest.approx(0.5, abs=0.07)
+    assert p_rand < 0.35 and d_rand[-1] < 0.5 * d_flat[-1]
+    with pytest.raises(ValueError, match="unknown potential"):
+        D.random_walk(10, "rough")
+
+
+# --- Ghost Batch-Norm --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls,ref_cls,shape", [(GhostBatchNorm1d, nn.BatchNorm1d, (32, 5)),
+                                                (GhostBatchNorm2d, nn.BatchNorm2d, (8, 3, 4, 4))])
+def test_ghost_bn_equals_batch_norm_when_ghost_is_the_batch(cls, ref_cls, shape):
+    torch.manual_seed(0)
+    gbn, bn = cls(shape[1], ghost_size=shape[0]), ref_cls(shape[1])
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.copy_(torch.linspace(-1, 1, shape[1]))
+        gbn.weight.copy_(bn.weight)
+        gbn.bias.copy_(bn.bias)
+    for _ in range(3):  # train mode: outputs and running statistics
+        x = 2 * torch.randn(shape) + 1
+        torch.testing.assert_close(gbn(x), bn(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gbn.running_mean, bn.running_mean)
+    torch.testing.assert_close(gbn.running_var, bn.running_var)
+    gbn.eval(), bn.eval()
+    x = torch.randn(shape)
+    torch.testing.assert_close(gbn(x), bn(x), rtol=1e-5, atol=1e-5)
+
+
+def test_ghost_bn_normalizes_each_ghost_batch_and_averages_running_stats():
+    torch.manual_seed(1)
+    x = torch.randn(12, 4) * torch.tensor([1.0, 2.0, 3.0, 4.0]) + 5
+    gbn = GhostBatchNorm1d(4, ghost_size=4)
+    out = gbn(x)
+    chunks = x.split(4)
+    for o, c in zip(out.split(4), chunks):
+        bn = nn.BatchNorm1d(4)
+        torch.testing.assert_close(o, bn(c), rtol=1e-5, atol=1e-5)
+    means = torch.stack([c.mean(0) for c in chunks]).mean(0)
+    vars_ = torch.stack([c.var(0, unbiased=True) for c in chunks]).mean(0)
+    torch.testing.assert_close(gbn.running_mean, 0.1 * means)
+    torch.testing.assert_close(gbn.running_var, 0.9 + 0.1 * vars_)
+
+
+def test_ghost_bn_gradients_flow_and_model_trains():
+    X, y = _toy(n=64)
+    h = fit(_model(ghost=8), (X, y), epochs=5, batch_size=32, lr=0.01)
+    assert h["train_loss"][-1] < h["train_loss"][0]
+
+
+def test_ghost_size_must_divide_the_batch():
+    gbn = GhostBatchNorm1d(3, ghost_size=5)
+    with pytest.raises(ValueError, match="ghost_size 5 must divide the batch size 12"):
+        gbn(torch.randn(12, 3))
+    with pytest.raises(ValueError, match="ghost_size must be a positive integer"):
+        GhostBatchNorm2d(3, ghost_size=0)
+
+
+# --- regime arithmetic ---------------------------------------------------------------------------
+
+def test_large_batch_recipe_arithmetic():
+    lr, epochs, ms = large_batch_recipe(1024, 64, 0.1, 10, [3, 7], "sqrt", True)
+    assert lr == pytest.approx(0.4) and epochs == 160 and ms == [48, 112]
+    assert large_batch_recipe(1024, 64, 0.1, 10, [3], "linear") == (pytest.approx(1.6), 10, [3])
+    assert large_batch_recipe(64, 64, 0.1, 10, [3], "sqrt", True) == (pytest.approx(0.1), 10, [3])
+    with pytest.raises(ValueError, match="unknown lr_scaling"):
+        large_batch_recipe(128, 64, 0.1, 10, lr_scaling="cube")
+    with pytest.raises(ValueError, match="batch sizes must be positive"):
+        large_batch_recipe(0, 64, 0.1, 10)
+
+
+def test_regime_adaptation_matches_the_small_batch_updates():
+    data = _toy(n=64)
+    small = fit(_model(), data, epochs=2, batch_size=8, lr=0.01)
+    large = fit(_model(), data, epochs=2, batch_size=32, lr=0.01, base_batch_size=8,
+                lr_scaling="sqrt", regime_adaptation=True)
+    assert small.final["updates"] == large.final["updates"] == 16
+    assert len(large) == 8 and large.final["lr"] == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="need base_batch_size"):
+        fit(_model(), data, epochs=1, batch_size=32, regime_adaptation=True)
+
+
+# --- the experiment and its dashboard -------------------------------------------------------------
+
+TINY = {"dataset": "digits", "width": 16, "depth": 1, "epochs": 1, "small": 20, "large": 80,
+        "lr": 0.05, "momentum": 0.9, "grad_clip": 5.0}
+
+
+def test_experiment_cli_writes_table_records_and_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(D.SETTINGS, "fast", TINY)
+    assert D.experiment_cli(["--fast", "--out", str(tmp_path)]) == 0
+    res = D.load_results(tmp_path)
+    rows = {r["name"]: r for r in res["rows"]}
+    assert [r["name"] for r in res["rows"]] == [c.name for c in D.large_batch_configs(20, 80)]
+    n = 1438  # digits train split
+    assert rows["small batch (20)"]["updates"] == n // 20
+    assert rows["large batch (80)"]["updates"] == n // 80
+    ra = rows["+ regime adaptation"]
+    assert ra["updates"] == 4 * (n // 80) and ra["epochs"] == 4
+    assert rows["+ sqrt LR"]["lr"] == pytest.approx(0.1)
+    for name, rec in res["records"].items():
+        assert rec["steps"][-1] == rows[name]["updates"]
+        assert rec["distance"][-1] == pytest.approx(rows[name]["final_distance"])
+    for f in ("table.md", "distance.png", "errors.png"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert "| + Ghost BN | 80 |" in (tmp_path / "table.md").read_text()
+    assert "share of the large-batch gap" in capsys.readouterr().out
+
+
+def test_gap_recovered():
+    rows = [{"test_error": e} for e in (0.05, 0.15, 0.12, 0.08)]
+    assert D.gap_recovered(rows) == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="need the small, large"):
+        D.gap_recovered(rows[:2])
+
+
+def test_ghost_bn_config_needs_a_dividing_batch():
+    cfg = D.LargeBatchConfig("bad", 45, ghost=True)
+    with pytest.raises(ValueError, match="ghost size 20 must divide the batch size 45"):
+        D.run_config(cfg, TINY, None, None)
+
+
+@pytest.fixture(scope="module")
+def tiny_grid():
+    settings = dict(TINY)
+    configs = D.grid_configs(20, (80,))
+    keep = {"B20-nolr", "B80-nolr", "B80-sqrt-gbn", "B80-sqrt-gbn-ra"}
+    res = D.run_large_batch([c for c in configs if c.name in keep], settings, log=lambda s: None)
+    return res
+
+
+def test_diffusion_callback_and_dashboard(tiny_grid):
+    from analysis.widgets.diffusion import diffusion_callback, diffusion_dashboard
+
+    fig, nums = diffusion_callback(80, "sqrt", True, False, grid=tiny_grid)
+    row = {r["name"]: r for r in tiny_grid["rows"]}["B80-sqrt-gbn"]
+    assert nums["run"] == "B80-sqrt-gbn" and nums["updates"] == row["updates"]
+    assert nums["test_error"] == row["test_error"] and 0 <= nums["r2"] <= 1
+    fig, nums = diffusion_callback(20, "sqrt", True, True, grid=tiny_grid)  # B_small: recipes are no-ops
+    assert nums["run"] == "B20-nolr" and nums["gap"] == 0
+    with pytest.raises(ValueError, match="no precomputed run 'B80-nolr-ra'"):
+        diffusion_callback(80, "none", False, True, grid=tiny_grid)
+    with pytest.raises(ValueError, match="lr_scaling must be"):
+        diffusion_callback(80, "cube", grid=tiny_grid)
+    box = diffusion_dashboard(tiny_grid)
+    assert box.last_result[1]["run"] == "B80-nolr"
+    box.controls["lr_scaling"].value = "sqrt"
+    box.controls["ghost_bn"].value = True
+    box.controls["regime_adaptation"].value = True
+    assert box.last_result[1]["run"] == "B80-sqrt-gbn-ra"
+    assert box.last_result[1]["updates"] == 4 * row["updates"]
+
+
+def test_shipped_grid_has_every_widget_combination():
+    from analysis.widgets.diffusion import diffusion_callback, load_grid
+
+    grid = load_grid()
+    small = grid["settings"]["small"]
+    for B in D.GRID_BATCH_SIZES:
+        for scaling in ("none", "sqrt"):
+            for ghost in (False, True):
+                for ra in (False, True):
+                    _, nums = diffusion_callback(B, scaling, ghost, ra, grid=grid)
+                    assert nums["updates"] > 0
+    _, nums = diffusion_callback(small, grid=grid)
+    assert nums["gap"] == 0
+
+
+def test_model_copy_is_not_needed_for_records():
+    """The callback keeps one flat copy of w_0: its memory is one model's parameters."""
+    model = _model()
+    rec = D.WeightDiffusion()
+    fit(model, _toy(), epochs=1, batch_size=16, lr=0.01, callbacks=[rec])
+    n = sum(p.numel() for p in model.parameters())
+    assert rec._w0.numel() == n == rec.record.meta["parameters"]
+    assert D.weight_distance(model, copy.deepcopy(model)) == 0.0
