@@ -1,0 +1,97 @@
+"""Figures of lesson 02 (the XNOR kernel): one dot product through the bits, and benchmarks."""
+
+from __future__ import annotations
+
+import matplotlib.colors as mcolors
+import numpy as np
+from matplotlib.figure import Figure
+
+from analysis.plots import PALETTE, new_figure
+
+__all__ = ["xnor_dot_figure", "benchmark_figure", "inference_figure"]
+
+_COLORS = {"xnor": PALETTE["binary"], "baseline": PALETTE["accent"], "fp32": PALETTE["float"],
+           "bf16": "#30638e", "torch float": PALETTE["float"]}
+
+
+def xnor_dot_figure(a: np.ndarray, b: np.ndarray, steps: dict) -> Figure:
+    """Rows a, b (±1), their bits, XOR and the products a_i·b_i; the sum in the title.
+
+    `steps` is `analysis.xnor.dot_by_xnor(a, b)`.
+    """
+    k = steps["k"]
+    rows = [("a", a), ("b", b), ("bits of a", steps["bits_a"]), ("bits of b", steps["bits_b"]),
+            ("a XOR b", steps["xor"]), ("a_i · b_i", a * b)]
+    # one color per meaning: +1 / bit 1 red, −1 / bit 0 light; XOR 1 (a mismatch) dark
+    fig, ax = new_figure(width=max(4.0, 0.42 * k + 1.8), height=3.0)
+    shade = np.array([[1.0 if v > 0 else 0.0 for v in values] for _, values in rows])
+    shade[4] = 2 * steps["xor"]
+    cmap = mcolors.ListedColormap(["#e9eef2", PALETTE["binary"], "#3d3d3d"])
+    ax.imshow(shade, cmap=cmap, vmin=0, vmax=2, aspect="auto")
+    for r, (_, values) in enumerate(rows):
+        for c, v in enumerate(values):
+            text = f"{int(v):+d}" if r in (0, 1, 5) else f"{int(v)}"
+            ax.text(c, r, text, ha="center", va="center", fontsize=8,
+                    color="white" if shade[r, c] > 0 else "black")
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.set_xticks(range(k), [str(i) for i in range(k)], fontsize=7)
+    ax.set_xlabel("position i")
+    ax.set_title(f"a·b = K − 2·popcount(a XOR b) = {k} − 2·{steps['popcount']} = {steps['dot']}",
+                 fontsize=10)
+    return fig
+
+
+def benchmark_figure(result: dict, paper: dict | None = None) -> Figure:
+    """Square sizes of a `bench xnor` result: time per product, and the XNOR kernel's speedups.
+
+    paper: `analysis.xnor.PAPER`, drawn as grey reference lines labelled as the paper's.
+    """
+    rows = [r for r in result["rows"] if r["shape"] == "square"]
+    sizes = [r["m"] for r in rows]
+    names = list(rows[0]["seconds"])
+    fig, (ax_t, ax_s) = new_figure(2, width=4.6)
+    for name in names:
+        ax_t.plot(sizes, [1e3 * r["seconds"][name] for r in rows], "o-", label=name,
+                  color=_COLORS.get(name))
+        if name != "xnor":
+            ax_s.plot(sizes, [r["xnor_speedup"][name] for r in rows], "o-",
+                      label=f"xnor vs {name}", color=_COLORS.get(name))
+    if paper:
+        for key, label in (("xnor_vs_baseline_8192", "paper: vs unoptimized"),
+                           ("xnor_vs_cublas_8192", "paper: vs cuBLAS")):
+            ax_s.axhline(paper[key], color=PALETTE["paper"], ls="--", lw=1)
+            ax_s.text(sizes[0], paper[key], f"{label} {paper[key]:g}x (GTX 750)",
+                      fontsize=7, va="bottom", color=PALETTE["paper"])
+    for ax in (ax_t, ax_s):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.grid(alpha=0.3)
+    ax_t.set_yscale("log")
+    ax_t.set(xlabel="M = N = K", ylabel="ms per product", title="time (median)")
+    ax_s.set_yscale("log")
+    ax_s.set(xlabel="M = N = K", ylabel="speedup (x)", title="XNOR kernel speedup")
+    ax_t.legend(fontsize=8)
+    ax_s.legend(fontsize=8)
+    gpu = result.get("gpu") or {}
+    where = gpu.get("name") or f"CPU, {result.get('machine', {}).get('threads', '?')} threads"
+    fig.suptitle(f"measured: {where}, {result.get('machine', {}).get('date', '')}", fontsize=9)
+    return fig
+
+
+def inference_figure(result: dict, paper: dict | None = None) -> Figure:
+    """Milliseconds per batch of a `bench bnn-inference` result, with the paper's 7x beside."""
+    names = list(result["seconds"])
+    fig, ax = new_figure(width=5.0)
+    ms = [1e3 * result["seconds"][n] for n in names]
+    ax.bar(names, ms, color=[_COLORS.get(n, PALETTE["paper"]) for n in names])
+    for i, n in enumerate(names):
+        ax.text(i, ms[i], f"{result['xnor_speedup'][n]:.1f}x", ha="center", va="bottom", fontsize=8)
+    title = f"MLP {result['depth']}x{result['width']}, batch {result['batch']}"
+    if paper:
+        title += f"\npaper: {paper['mlp_xnor_vs_baseline']:g}x xnor vs baseline (GTX 750)"
+    gpu = result.get("gpu") or {}
+    ax.set(ylabel="ms per batch (median)", title=title)
+    ax.set_xlabel(f"measured: {gpu.get('name', 'CPU')}, {result.get('machine', {}).get('date', '')}",
+                  fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig

@@ -1,0 +1,66 @@
+"""Lesson 02's dashboard and figures, without a browser: call the callback, move the controls."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from analysis import xnor  # noqa: E402
+from analysis.plots.xnor import benchmark_figure, inference_figure  # noqa: E402
+from analysis.widgets.xnor import xnor_callback, xnor_dashboard  # noqa: E402
+
+
+def test_callback_numbers() -> None:
+    fig, numbers = xnor_callback(a="++--+", b="+-+-+")
+    assert isinstance(fig, Figure)
+    assert numbers["bits_a"] == "11001" and numbers["bits_b"] == "10101"
+    assert numbers["xor"] == "01100" and numbers["popcount"] == 2
+    assert numbers["dot"] == 5 - 2 * 2 == numbers["dot_float"] == 1
+    assert "popcount" in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_callback_dot_equals_float_dot(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a, b = ("".join(rng.choice(["+", "-"], size=13)) for _ in range(2))
+    _, numbers = xnor_callback(a=a, b=b)
+    assert numbers["dot"] == numbers["dot_float"]
+
+
+def test_dashboard_reruns_on_change() -> None:
+    box = xnor_dashboard()
+    assert box.last_result[1]["k"] == 8
+    box.controls["a"].value = "++++++++"
+    assert box.last_result[1]["dot"] == 0  # b = ++-+--+- has four of each
+    box.controls["b"].value = "- - - - - - - -"
+    assert box.last_result[1]["dot"] == -8 and box.last_result[1]["popcount"] == 8
+
+
+@pytest.mark.parametrize("a,b,match", [("+-x", "+--", "'\\+' and '-' only"),
+                                       ("+-", "+--", "same length"), ("", "", "at least one")])
+def test_callback_rejects_bad_vectors(a: str, b: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        xnor_callback(a=a, b=b)
+
+
+def test_benchmark_figures_from_json(tmp_path) -> None:
+    """The lesson plots committed GPU JSON; here a made-up one of the same shape."""
+    rows = [{"shape": "square", "m": s, "n": s, "k": s, "exact": True,
+             "seconds": {"xnor": s**3 * 1e-13, "baseline": s**3 * 3e-12, "fp32": s**3 * 5e-13},
+             "xnor_speedup": {"baseline": 30.0, "fp32": 5.0}} for s in (1024, 2048)]
+    (tmp_path / "h100.json").write_text(json.dumps({"benchmark": "xnor", "device": "cuda",
+                                                    "gpu": {"name": "test"}, "rows": rows}))
+    (tmp_path / "cpu.json").write_text(json.dumps({"benchmark": "xnor", "device": "cpu"}))
+    found = xnor.committed_benchmarks(tmp_path)
+    assert [r["file"] for r in found] == ["h100.json"]
+    fig = benchmark_figure(found[0], xnor.PAPER)
+    assert "GTX 750" in " ".join(t.get_text() for t in fig.axes[1].texts)
+    inference = {"depth": 3, "width": 4096, "batch": 10000, "seconds": {"xnor": 1.0, "baseline": 7.0},
+                 "xnor_speedup": {"xnor": 1.0, "baseline": 7.0}}
+    assert "paper" in inference_figure(inference, xnor.PAPER).axes[0].get_title()
+    assert xnor.committed_benchmarks(tmp_path / "missing") == []
