@@ -324,3 +324,112 @@ def bnn_inference(argv: list[str]) -> int:
                         "test_digits": len(Xt), "size": size, "seconds": seconds,
                         "xnor_speedup": {n: t / seconds["xnor"] for n, t in seconds.items()}})
     return 0 if all(v == len(Xt) for v in checks.values()) else 1
+
+
+def margin(argv: list[str]) -> int:
+    """10^6 full-batch GD iterations on separable data (analysis.margin), and the vectorized
+    step vs a naive per-sample Python loop on a short run, side by side."""
+    import math
+
+    from analysis import data
+    from analysis import margin as M
+
+    p = argparse.ArgumentParser(prog="python -m analysis bench margin", description=margin.__doc__)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--d", type=int, default=50)
+    p.add_argument("--steps", type=int, default=10**6)
+    p.add_argument("--short", type=int, default=200, help="iterations of the side-by-side run")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+
+    X, y = data.load("separable", n=a.n, d=a.d, margin=0.5, seed=0)
+    X, y = X.double().numpy(), M.signed_labels(y)
+    svm = M.hard_margin_svm(X, y)
+    lr = 1.0 / M.smoothness(X, y)
+    short = {
+        "vectorized": lambda: M.gradient_descent(X, y, steps=a.short, lr=lr, record=[a.short],
+                                                 svm=svm, progress=False),
+        "naive loop": lambda: M.gradient_descent_naive(X, y, steps=a.short, lr=lr),
+    }
+    seconds = {name: median_time(fn, repeat=a.repeat, warmup=1) for name, fn in short.items()}
+    long = M.gradient_descent(X, y, steps=a.steps, lr=lr, svm=svm)
+    per_step = {name: s / a.short for name, s in seconds.items()}
+    ratio = per_step["naive loop"] / per_step["vectorized"]
+    fit = M.fit_rate(long.t, long.angle, "1/log t", decades=min(4.0, math.log10(a.steps) - 1))
+    angles = {t: v["angle_deg"] for t, v in long.summary().items()}
+    print(f"full-batch GD, logistic loss, n={a.n}, d={a.d}, lr=1/β={lr:.4g}")
+    print(f"  {a.steps:,} iterations (vectorized, with log-grid records): {long.seconds:8.2f} s "
+          f"({1e6 * long.seconds / a.steps:.2f} µs/iteration)")
+    for name, s in per_step.items():
+        print(f"  {name:11s} {1e6 * s:10.2f} µs/iteration   ({a.short} iterations)")
+    print(f"  ratio naive / vectorized: {ratio:.1f}x")
+    print("  angle to the SVM direction: " + ", ".join(f"t={t:,}: {v:.3f}°"
+                                                       for t, v in angles.items()))
+    print(f"  angle ≈ {fit.intercept:.4f} + {fit.slope:.4f}/log t (rad), R² = {fit.r2:.4f} "
+          f"over t in [{fit.t_min:.0f}, {fit.t_max:.0f}]")
+    write_json(a.json, {"benchmark": "margin", "n": a.n, "d": a.d, "steps": a.steps,
+                        "seconds_long_run": long.seconds, "seconds_per_iteration": per_step,
+                        "ratio_naive_over_vectorized": ratio, "angle_deg": angles,
+                        "fit": {"slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2,
+                                "t_min": fit.t_min, "t_max": fit.t_max}})
+    return 0
+
+
+def diffusion(argv: list[str]) -> int:
+    """Overhead of the WeightDiffusion callback: a training step with and without it, side by side."""
+    from analysis import data, models
+    from analysis.diffusion import WeightDiffusion, record_points
+    from analysis.training import TrainState
+
+    p = argparse.ArgumentParser(prog="python -m analysis bench diffusion", description=diffusion.__doc__)
+    p.add_argument("--width", type=int, default=256, help="MLP width (the large-batch experiment's)")
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--updates", type=int, default=10_000, help="run length for the amortized 'auto' cost")
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+
+    X, y = data.load("mnist5k", "train")
+    xb, yb = X[:a.batch_size], y[:a.batch_size]
+    torch.manual_seed(0)
+    model = models.build("mlp", width=a.width, depth=a.depth)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    state = TrainState(model, opt, batch_size=a.batch_size)
+    every_update = WeightDiffusion(every=1)
+    every_update.on_train_begin(state)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state.step += 1
+
+    def step_recorded() -> None:
+        step()
+        every_update.on_step_end(state)
+
+    times = {"step": float("inf"), "step+record": float("inf"), "record": float("inf")}
+    fns = {"step": step, "step+record": step_recorded, "record": every_update.distances}
+    for name in ("step", "step+record", "record", "record", "step+record", "step"):  # interleaved
+        times[name] = min(times[name], median_time(fns[name], repeat=a.repeat))
+    n_params = sum(p.numel() for p in model.parameters())
+    records = len(record_points(a.updates))
+    per_record = times["record"] / times["step"]
+    side_by_side = times["step+record"] / times["step"] - 1
+    auto = per_record * records / a.updates
+    print(f"MLP {a.depth}x{a.width} ({n_params:,} parameters), batch {a.batch_size}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"  training step:                     {1e3 * times['step']:8.3f} ms")
+    print(f"  training step + record (every=1):  {1e3 * times['step+record']:8.3f} ms")
+    print(f"  one record (distances):            {1e3 * times['record']:8.3f} ms")
+    print(f"  overhead, every update, side by side: {100 * side_by_side:6.2f}% of the step")
+    print(f"  overhead, one record / step:          {100 * per_record:6.2f}%")
+    print(f"  overhead, every='auto' over {a.updates} updates ({records} records): {100 * auto:.4f}%")
+    write_json(a.json, {"benchmark": "diffusion", "width": a.width, "depth": a.depth,
+                        "batch_size": a.batch_size, "parameters": n_params, "seconds": times,
+                        "overhead_every_update": side_by_side, "overhead_per_record": per_record,
+                        "overhead_auto": auto, "auto_updates": a.updates, "auto_records": records})
+    return 0

@@ -36,7 +36,7 @@ __all__ = [
     "theory_loss", "theory_residual", "gradient_descent_multiclass", "circulant",
     "conv_net_predictor", "conv_net_predictor_by_layers", "fc_net_predictor",
     "fourier_coefficients", "fourier_sparsity", "NetRecord", "train_linear_net",
-    "bridge_solution", "angle_between", "FourierBias", "fourier_bias",
+    "bridge_solution", "angle_between", "FourierBias", "fourier_bias", "evaluate", "move_point",
 ]
 
 LOSSES = ("logistic", "exponential")
@@ -486,6 +486,32 @@ def gradient_descent_naive(X, y, loss: str = "logistic", steps: int = 100,
                 grad[j] += psi * z[j]
         w = [wj + lr / n * gj for wj, gj in zip(w, grad)]
     return np.array(w)
+
+
+def evaluate(record: GDRecord, X, y) -> dict[str, np.ndarray]:
+    """Loss and error rate of every recorded w(t) on other data (e.g. a test split):
+    after zero training error the test loss can grow (‖w‖ ~ log t scales up the loss of the
+    few misclassified points) while the test error keeps falling (the direction improves)."""
+    Z, _ = _binary_data(X, y)
+    M = record.w @ Z.T
+    return {"t": record.t, "loss": _loss(M, record.loss_name), "error": np.mean(M <= 0, axis=1)}
+
+
+def move_point(X, y, index: int, amount: float, target: float = 0.5) -> np.ndarray:
+    """A copy of X where point `index` slides along ŵ/‖ŵ‖ (the current SVM direction) so its
+    margin goes from its own value (amount = 0) to `target`·γ (amount = 1): inside the old
+    margin, so it becomes a support vector of the new SVM and turns ŵ."""
+    X = np.array(X, dtype=np.float64)
+    yy = signed_labels(y)
+    if not 0 <= index < len(X):
+        raise ValueError(f"index must be in 0..{len(X) - 1}, got {index}")
+    if not 0 < target <= 1:
+        raise ValueError(f"target must be in (0, 1], got {target}")
+    svm = hard_margin_svm(X, yy)
+    u = svm.direction
+    a = yy[index] * X[index] @ u
+    X[index] += yy[index] * amount * (target * svm.margin - a) * u
+    return X
 
 
 # --------------------------------------------------------------------------- 3. rates

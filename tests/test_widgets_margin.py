@@ -1,0 +1,68 @@
+"""The implicit-bias dashboard and figures, without a browser."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from analysis import data  # noqa: E402
+from analysis import margin as M  # noqa: E402
+from analysis.plots import margin as P  # noqa: E402
+from analysis.widgets import margin as WM  # noqa: E402
+
+
+def test_callback_returns_figure_and_numbers():
+    fig, numbers = WM.implicit_bias_callback(n=30, steps=2_000)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert numbers["support_vectors"] >= 1 and numbers["svm_margin"] > 0
+    assert 0 <= numbers["final_angle_deg"] < 30
+    assert numbers["final_loss"] < 0.05
+
+
+def test_moving_a_point_makes_it_a_support_vector_and_shrinks_the_margin():
+    X, y = WM.widget_data(n=30, move=0.0)
+    before = M.hard_margin_svm(X, y)
+    assert 0 not in before.support
+    Xm, ym = WM.widget_data(n=30, move=1.0)
+    after = M.hard_margin_svm(Xm, ym)
+    assert 0 in after.support and after.margin < before.margin
+    np.testing.assert_array_equal(X[1:], Xm[1:])
+    _, numbers = WM.implicit_bias_callback(n=30, move=1.0, steps=1_000)
+    assert numbers["svm_margin"] == pytest.approx(after.margin)
+
+
+@pytest.mark.parametrize("loss,optimizer", [("exponential", "gd"), ("logistic", "sgd"),
+                                            ("logistic", "momentum")])
+def test_callback_loss_and_optimizer(loss, optimizer):
+    fig, numbers = WM.implicit_bias_callback(n=20, loss=loss, optimizer=optimizer, steps=1_000)
+    assert optimizer in fig.axes[0].get_title() and loss in fig.axes[0].get_title()
+    assert numbers["final_angle_deg"] < 45
+
+
+def test_dashboard_reacts_to_controls():
+    box = WM.implicit_bias_widget(steps=1_000)
+    assert set(box.controls) == {"n", "margin", "move", "loss", "optimizer", "steps", "seed"}
+    first = box.last_result[1]
+    box.controls["margin"].value = 1.5
+    assert box.last_result[1]["svm_margin"] > first["svm_margin"]
+    box.controls["loss"].value = "exponential"
+    assert "exponential" in box.last_result[0].axes[0].get_title()
+
+
+def test_figures_build():
+    X, y = data.load("separable", n=20, d=2, seed=3)
+    r = M.gradient_descent(X, y, steps=2_000, record=5)
+    assert len(P.data_and_trajectory(X, y, r).axes) == 2
+    fit = M.fit_rate(r.t, np.degrees(r.angle), decades=2)
+    assert len(P.gap_curves([r], fits=[fit]).axes) == 3
+    Xt, yt = data.load("separable", "test", n=50, d=2, seed=3)
+    assert len(P.train_past_zero_error(r, M.evaluate(r, Xt, yt)).axes) == 2
+    assert len(P.fourier_spectra({"a": np.ones(8), "b": np.eye(8)[0]}).axes) == 2
+    fb = M.fourier_bias(depths=(1, 2), d=8, n=3, seeds=[0], steps=50)
+    assert len(P.sparsity_vs_depth(fb).axes) == 1
+    with pytest.raises(ValueError, match="2-D"):
+        X5, y5 = data.load("separable", n=10, d=5)
+        P.data_and_trajectory(X5, y5, M.gradient_descent(X5, y5, steps=10))
