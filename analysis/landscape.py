@@ -1,0 +1,551 @@
+"""Local minima of one-hidden-layer networks: many trainings at once, Hessians, loss slices.
+
+The network of Soudry & Carmon (2016, arXiv 1605.08361) and Soudry & Hoffer (arXiv
+1702.05777): one hidden layer of d1 piecewise-linear units, a single output, no biases,
+
+    f(x) = Σ_j z_j σ(w_j·x),   σ(u) = u for u > 0, ρ·u otherwise  (ρ = `slope`; ReLU: ρ = 0),
+
+trained on N samples (x_n, y_n), x_n ∈ R^d0, y_n = ±1, with the quadratic loss
+L = (1/2N) Σ_n (f(x_n) − y_n)² or the logistic loss L = (1/N) Σ_n log(1 + exp(−y_n f(x_n))).
+The parameter count is P = d1·(d0 + 1).
+
+Their result: with standard normal inputs, d0 = Ω̃(√N) and P = Ω̃(N), the volume of the
+differentiable regions (fixed activation pattern a_nj = σ'(w_j·x_n)) that hold sub-optimal
+differentiable local minima vanishes exponentially next to that of global minima. Within a
+region f is linear in v_j = z_j w_j, so a differentiable local minimum (DLM) solves a least
+squares problem with the N × d1·d0 design matrix G_n = (a_nj x_n)_j: when rank G = N (which
+needs d1·d0 ≥ N) its loss is zero.
+
+Here R networks are trained together as one batched computation (weights W of shape
+(R, d1, d0), z of shape (R, d1)); each endpoint is classified as a global minimum, a
+sub-optimal DLM, a saddle, a point at a kink, or not converged, with its Hessian spectrum
+(exact through `torch.func` for small nets, Lanczos for large ones). Loss slices: 1-D
+interpolation from an initialization to its endpoint, 2-D slices along filter-normalized
+random directions (Li et al., "Visualizing the loss landscape of neural nets", NeurIPS 2018).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "LABELS",
+    "Endpoints",
+    "make_data",
+    "random_labels",
+    "init_params",
+    "forward",
+    "loss_and_grad",
+    "train_many",
+    "flatten",
+    "unflatten",
+    "hessians",
+    "hessian_extremes",
+    "kink_margin",
+    "pattern_rank",
+    "classify",
+    "interpolate_1d",
+    "filter_normalized_direction",
+    "slice_2d",
+]
+
+LABELS = ("global", "suboptimal", "saddle", "kink", "not_converged")
+"""Endpoint classes: global minimum (zero training error, or loss at the floor); sub-optimal
+differentiable local minimum (small gradient, PSD Hessian, nonzero training error, no sample
+at a kink); saddle (small gradient, a negative Hessian eigenvalue); kink (nonzero error,
+stalled next to a non-differentiable point, where the gradient need not vanish); not
+converged (everything else)."""
+
+ACTIVATIONS = ("leaky_relu", "relu")
+LOSSES = ("quadratic", "logistic")
+OPTIMIZERS = ("adam", "gd")
+DATASETS = ("random", "teacher", "mnist5k")
+DTYPE = torch.float64
+
+
+# --------------------------------------------------------------------------- data
+
+def random_labels(n: int, d0: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """x_n ~ N(0, I_d0), y_n uniform in {−1, +1}, independent of x: (X (n, d0), y (n,)), float64."""
+    _check_sizes(n=n, d0=d0)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d0, generator=g, dtype=DTYPE)
+    y = torch.randint(0, 2, (n,), generator=g).to(DTYPE) * 2 - 1
+    return X, y
+
+
+def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Tensor, Tensor]:
+    """A binary task with labels ±1 as float64 tensors (X (n, d0), y (n,)).
+
+    "random": standard normal inputs, random labels (`random_labels`);
+    "teacher": standard normal inputs labelled by a one-hidden-layer leaky-ReLU teacher
+    (`analysis.data`'s "teacher", option hidden=4);
+    "mnist5k": the first n training digits of two classes (option classes=(0, 1)), projected
+    on their top-d0 principal components and scaled to unit variance per component.
+    """
+    from analysis import data
+
+    _check_sizes(n=n, d0=d0)
+    if name == "random":
+        return random_labels(n, d0, seed)
+    if name == "teacher":
+        hidden = int(options.get("hidden", 4))
+        X, y = data.load("teacher", n=n, d=d0, hidden=hidden, activation="leaky_relu", seed=seed)
+        return X.to(DTYPE), data.to_pm1(y).to(DTYPE)
+    if name == "mnist5k":
+        a, b = options.get("classes", (0, 1))
+        X, y = data.load("mnist5k", "train")
+        keep = (y == a) | (y == b)
+        X, y = X[keep].flatten(1).to(DTYPE), y[keep]
+        if n > len(X):
+            raise ValueError(f"mnist5k has only {len(X)} training digits of classes {a}, {b}; "
+                             f"asked for n={n}")
+        X, y = X[:n], y[:n]
+        Xc = X - X.mean(0)
+        _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
+        if d0 > Vh.shape[0]:
+            raise ValueError(f"d0={d0} is more than the {Vh.shape[0]} components of {n} digits")
+        Z = Xc @ Vh[:d0].T
+        return Z / Z.std(0), torch.where(y == a, -1.0, 1.0).to(DTYPE)
+    raise ValueError(f"data must be one of {', '.join(DATASETS)}, got {name!r}")
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    X, y = torch.as_tensor(X, dtype=DTYPE), torch.as_tensor(y, dtype=DTYPE)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must be a non-empty (N, d0) matrix, got shape {tuple(X.shape)}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}")
+    if not torch.all((y == 1) | (y == -1)):
+        raise ValueError("labels y must be ±1 (use analysis.data.to_pm1 on {0, 1} labels)")
+    return X, y
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- the network
+
+def init_params(runs: int, d0: int, width: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """R initializations, run r drawn from its own generator seeded seed + r (so run r of a
+    batch equals a single run with seed + r): w_j ~ N(0, I/d0), z_j ~ N(0, 1/d1).
+    Returns W (R, d1, d0), z (R, d1), float64."""
+    _check_sizes(runs=runs, d0=d0, width=width)
+    W = torch.empty(runs, width, d0, dtype=DTYPE)
+    z = torch.empty(runs, width, dtype=DTYPE)
+    for r in range(runs):
+        g = torch.Generator().manual_seed(seed + r)
+        W[r] = torch.randn(width, d0, generator=g, dtype=DTYPE) / math.sqrt(d0)
+        z[r] = torch.randn(width, generator=g, dtype=DTYPE) / math.sqrt(width)
+    return W, z
+
+
+def _slope(activation: str, slope: float) -> float:
+    _check_choice("activation", activation, ACTIVATIONS)
+    return 0.0 if activation == "relu" else float(slope)
+
+
+def forward(W: Tensor, z: Tensor, X: Tensor, slope: float = 0.1) -> tuple[Tensor, Tensor]:
+    """Pre-activations U_rnj = w_rj·x_n (R, N, d1) and outputs f_rn = Σ_j z_rj σ(U_rnj) (R, N)."""
+    U = torch.einsum("rjd,nd->rnj", W, X)
+    A = torch.where(U > 0, U, slope * U)
+    return U, torch.einsum("rnj,rj->rn", A, z)
+
+
+def _loss_terms(f: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Tensor]:
+    """Per-run loss L_r (R,) and its derivative dL_r/df_rn (R, N)."""
+    N = y.shape[-1]
+    if loss == "quadratic":
+        r = f - y
+        return 0.5 * (r * r).mean(-1), r / N
+    m = -y * f
+    return torch.nn.functional.softplus(m).mean(-1), -y * torch.sigmoid(m) / N
+
+
+def loss_and_grad(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float = 0.1,
+                  loss: str = "quadratic") -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-run loss (R,), training error (R,) and the exact gradients (R, d1, d0), (R, d1):
+
+        ∂L/∂z_j = Σ_n g_n σ(w_j·x_n),   ∂L/∂w_j = Σ_n g_n z_j σ'(w_j·x_n) x_n,   g_n = ∂L/∂f_n.
+    """
+    U, f = forward(W, z, X, slope)
+    L, g = _loss_terms(f, y, loss)
+    A = torch.where(U > 0, U, slope * U)
+    dA = torch.where(U > 0, 1.0, slope).to(U.dtype)
+    gz = torch.einsum("rn,rnj->rj", g, A)
+    gW = torch.einsum("rnj,nd->rjd", g.unsqueeze(-1) * dA * z.unsqueeze(1), X)
+    error = (y * f <= 0).to(DTYPE).mean(-1)
+    return L, error, gW, gz
+
+
+# --------------------------------------------------------------------------- endpoints
+
+@dataclass
+class Endpoints:
+    """Endpoints of R trainings on one data set; tensors indexed by run first.
+
+    W, z: final weights (R, d1, d0), (R, d1); W0, z0: initial weights; loss, error,
+    grad_norm: (R,); steps: updates made (R,); reason: why each run stopped ("gradient",
+    "floor", "plateau", "cap"); pattern: activation pattern 1[w_j·x_n > 0] (R, N, d1) bool;
+    kink: min over n, j of |w_j·x_n| / (‖w_j‖‖x_n‖) (R,); rank: rank of the pattern's design
+    matrix G (R,); lam_min, lam_max: extreme Hessian eigenvalues (R,) (NaN if not computed);
+    label: one of LABELS per run.
+    """
+
+    W: Tensor
+    z: Tensor
+    W0: Tensor
+    z0: Tensor
+    loss: Tensor
+    error: Tensor
+    grad_norm: Tensor
+    steps: Tensor
+    reason: list[str]
+    pattern: Tensor
+    kink: Tensor
+    rank: Tensor
+    lam_min: Tensor
+    lam_max: Tensor
+    label: list[str]
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def params(self) -> int:
+        """P = d1·(d0 + 1)."""
+        return self.W.shape[1] * (self.W.shape[2] + 1)
+
+    def fractions(self) -> dict[str, float]:
+        """Fraction of runs in each class of LABELS."""
+        return {k: self.label.count(k) / self.runs for k in LABELS}
+
+    def summary(self) -> dict[str, float]:
+        """One row of the sweep table: sizes, class fractions, training-error statistics."""
+        N = self.pattern.shape[1]
+        err = self.error.numpy()
+        return {"N": N, "d0": self.W.shape[2], "d1": self.W.shape[1], "P": self.params,
+                "P/N": self.params / N, "runs": self.runs,
+                **{f"frac_{k}": v for k, v in self.fractions().items()},
+                "frac_nonzero_error": float((err > 0).mean()),
+                "mean_error": float(err.mean()), "median_loss": float(self.loss.median()),
+                "mean_steps": float(self.steps.double().mean())}
+
+
+def flatten(W: Tensor, z: Tensor) -> Tensor:
+    """θ = (vec W, z): (R, P) from W (R, d1, d0) and z (R, d1)."""
+    return torch.cat([W.flatten(1), z], dim=1)
+
+
+def unflatten(theta: Tensor, d0: int, width: int) -> tuple[Tensor, Tensor]:
+    """Inverse of `flatten`: θ (R, P) -> W (R, d1, d0), z (R, d1)."""
+    k = width * d0
+    return theta[:, :k].reshape(-1, width, d0), theta[:, k:]
+
+
+def kink_margin(W: Tensor, X: Tensor) -> Tensor:
+    """min_{n,j} |w_j·x_n| / (‖w_j‖‖x_n‖) per run (R,): 0 when some sample sits on a kink.
+    Units with w_j = 0 count as at a kink."""
+    U = torch.einsum("rjd,nd->rnj", W, X).abs()
+    scale = W.norm(dim=2).unsqueeze(1) * X.norm(dim=1).view(1, -1, 1)
+    rel = torch.where(scale > 0, U / scale.clamp_min(1e-300), torch.zeros_like(U))
+    return rel.flatten(1).min(dim=1).values
+
+
+def pattern_rank(W: Tensor, X: Tensor, slope: float = 0.1) -> Tensor:
+    """rank of G_r = [a_nj x_n]_(n, (j, d)) (N × d1·d0) per run: rank N makes every DLM of
+    that region global for the quadratic loss (Soudry & Hoffer)."""
+    U = torch.einsum("rjd,nd->rnj", W, X)
+    a = torch.where(U > 0, 1.0, slope).to(X.dtype)
+    G = (a.unsqueeze(-1) * X.view(1, X.shape[0], 1, -1)).flatten(2)
+    return torch.linalg.matrix_rank(G)
+
+
+def _single_loss(theta: Tensor, X: Tensor, y: Tensor, d0: int, width: int, slope: float,
+                 loss: str) -> Tensor:
+    W, z = unflatten(theta.unsqueeze(0), d0, width)
+    return _loss_terms(forward(W, z, X, slope)[1], y, loss)[0][0]
+
+
+def hessians(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str = "leaky_relu",
+             slope: float = 0.1, loss: str = "quadratic") -> Tensor:
+    """Exact Hessians ∇²L(θ_r) (R, P, P) in the order of `flatten`, by torch.func (vmap of
+    hessian). Within a differentiable region σ'' = 0, which autograd reproduces."""
+    X, y = _check_data(X, y)
+    s = _slope(activation, slope)
+    d0, width = W.shape[2], W.shape[1]
+
+    def one(theta: Tensor) -> Tensor:
+        return _single_loss(theta, X, y, d0, width, s, loss)
+
+    return torch.func.vmap(torch.func.hessian(one))(flatten(W, z).to(DTYPE))
+
+
+def _lanczos_extremes(theta: Tensor, X: Tensor, y: Tensor, d0: int, width: int, slope: float,
+                      loss: str, tol: float = 1e-8) -> tuple[float, float]:
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    grad = torch.func.grad(lambda t: _single_loss(t, X, y, d0, width, slope, loss))
+
+    def hvp(v: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(np.asarray(v).reshape(-1), dtype=DTYPE)
+        return torch.func.jvp(grad, (theta,), (t,))[1].numpy()
+
+    P = theta.numel()
+    op = LinearOperator((P, P), matvec=hvp, dtype=np.float64)
+    v0 = np.ones(P) / math.sqrt(P)
+    lo = eigsh(op, k=1, which="SA", tol=tol, v0=v0, return_eigenvectors=False)[0]
+    hi = eigsh(op, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0]
+    return float(lo), float(hi)
+
+
+def hessian_extremes(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str = "leaky_relu",
+                     slope: float = 0.1, loss: str = "quadratic",
+                     exact_max: int = 600) -> tuple[Tensor, Tensor]:
+    """λ_min and λ_max of ∇²L per run (R,), (R,): exact eigenvalues when P ≤ exact_max,
+    otherwise Lanczos (scipy eigsh on Hessian-vector products)."""
+    X, y = _check_data(X, y)
+    P = W.shape[1] * (W.shape[2] + 1)
+    if P <= exact_max:
+        lam = torch.linalg.eigvalsh(hessians(W, z, X, y, activation, slope, loss))
+        return lam[:, 0], lam[:, -1]
+    s = _slope(activation, slope)
+    theta = flatten(W, z).to(DTYPE)
+    pairs = [_lanczos_extremes(t, X, y, W.shape[2], W.shape[1], s, loss) for t in theta]
+    lam = torch.tensor(pairs, dtype=DTYPE).reshape(-1, 2)
+    return lam[:, 0], lam[:, 1]
+
+
+def classify(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, lam_min: Tensor,
+             lam_max: Tensor, *, grad_tol: float = 1e-6, loss_floor: float = 1e-10,
+             kink_tol: float = 1e-6, stall_kink_tol: float = 1e-3,
+             psd_tol: float = 1e-6) -> list[str]:
+    """The class (one of LABELS) of each endpoint, from its measured quantities (all (R,)):
+
+    global: zero training error, or loss ≤ loss_floor;
+    otherwise, if ‖∇L‖ ≤ grad_tol: kink if some sample is within kink_tol of a kink
+    (relative, see `kink_margin`), saddle if λ_min < −psd_tol·max(1, λ_max), else a
+    sub-optimal differentiable local minimum;
+    if ‖∇L‖ > grad_tol: kink if within stall_kink_tol of a kink (gradient descent stalls on
+    the edge of a region, the gradient jumps there), else not converged.
+    """
+    labels = []
+    for e, L, g, k, lo, hi in zip(error.tolist(), loss.tolist(), grad_norm.tolist(),
+                                  kink.tolist(), lam_min.tolist(), lam_max.tolist()):
+        if e == 0 or L <= loss_floor:
+            labels.append("global")
+        elif g <= grad_tol:
+            if k < kink_tol:
+                labels.append("kink")
+            elif math.isnan(lo) or lo < -psd_tol * max(1.0, abs(hi)):
+                labels.append("saddle" if not math.isnan(lo) else "not_converged")
+            else:
+                labels.append("suboptimal")
+        else:
+            labels.append("kink" if k < stall_kink_tol else "not_converged")
+    return labels
+
+
+# --------------------------------------------------------------------------- training
+
+def train_many(X: Tensor, y: Tensor, width: int, runs: int, *, activation: str = "leaky_relu",
+               slope: float = 0.1, loss: str = "quadratic", optimizer: str = "adam",
+               lr: float | None = None, max_steps: int = 20000, grad_tol: float = 1e-6,
+               loss_floor: float = 1e-10, window: int = 250, plateau_tol: float = 1e-3,
+               lr_decay: float = 0.3, min_lr: float | None = None, seed: int = 0,
+               init: tuple[Tensor, Tensor] | None = None, classify_endpoints: bool = True,
+               hessian_max: int = 600, threads: int | None = 1,
+               progress: bool = False) -> Endpoints:
+    """Train R one-hidden-layer nets f = Σ_j z_j σ(w_j·x) from R initializations on (X, y),
+    as one batched full-batch computation, and classify their endpoints.
+
+    X: (N, d0) inputs; y: (N,) labels ±1; width: d1 ≥ 1; runs: R ≥ 1.
+    optimizer "adam" (default lr 0.01) or "gd" (default lr 0.5), each run with its own
+    learning rate, multiplied by lr_decay when its loss fell by less than a fraction
+    plateau_tol over `window` steps. A run stops (and is frozen) when ‖∇L‖ ≤ grad_tol
+    ("gradient"), L ≤ loss_floor ("floor"), its learning rate fell below min_lr (default
+    lr·1e-4; "plateau"), or after max_steps updates ("cap"). Runs never interact, so run r
+    equals a single training with seed + r (or with init (W0[r:r+1], z0[r:r+1])).
+    threads: torch intra-op threads while training (default 1: these tensors are small and
+    thread hand-offs cost more than they save, badly so on a busy machine; None: unchanged).
+    """
+    X, y = _check_data(X, y)
+    _check_sizes(width=width, runs=runs, max_steps=max_steps, window=window)
+    _check_choice("loss", loss, LOSSES)
+    _check_choice("optimizer", optimizer, OPTIMIZERS)
+    s = _slope(activation, slope)
+    lr = float(lr if lr is not None else (0.01 if optimizer == "adam" else 0.5))
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    min_lr = lr * 1e-4 if min_lr is None else float(min_lr)
+    N, d0 = X.shape
+    if init is None:
+        W0, z0 = init_params(runs, d0, width, seed)
+    else:
+        W0, z0 = (torch.as_tensor(t, dtype=DTYPE) for t in init)
+        if W0.shape != (runs, width, d0) or z0.shape != (runs, width):
+            raise ValueError(f"init must be W (runs, width, d0) = {(runs, width, d0)} and "
+                             f"z (runs, width); got {tuple(W0.shape)} and {tuple(z0.shape)}")
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        W, z, steps, reason = _optimize(W0.clone(), z0.clone(), X, y, s, loss, optimizer, lr,
+                                        max_steps, grad_tol, loss_floor, window, plateau_tol,
+                                        lr_decay, min_lr, progress)
+    finally:
+        torch.set_num_threads(before)
+    L, error, gW, gz = loss_and_grad(W, z, X, y, s, loss)
+    grad_norm = torch.sqrt(gW.pow(2).sum((1, 2)) + gz.pow(2).sum(1))
+    U = torch.einsum("rjd,nd->rnj", W, X)
+    kink = kink_margin(W, X)
+    nan = torch.full((runs,), math.nan, dtype=DTYPE)
+    lam_min, lam_max, labels = nan.clone(), nan.clone(), ["not_converged"] * runs
+    if classify_endpoints:
+        lam_min, lam_max = hessian_extremes(W, z, X, y, activation, slope, loss, hessian_max)
+        labels = classify(error, L, grad_norm, kink, lam_min, lam_max, grad_tol=grad_tol,
+                          loss_floor=loss_floor)
+    settings = dict(activation=activation, slope=s, loss=loss, optimizer=optimizer, lr=lr,
+                    max_steps=max_steps, grad_tol=grad_tol, loss_floor=loss_floor, seed=seed)
+    return Endpoints(W, z, W0, z0, L, error, grad_norm, steps, reason, U > 0, kink,
+                     pattern_rank(W, X, s), lam_min, lam_max, labels, settings)
+
+
+def _optimize(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float, loss: str,
+              optimizer: str, lr: float, max_steps: int, grad_tol: float, loss_floor: float,
+              window: int, plateau_tol: float, lr_decay: float, min_lr: float,
+              progress: bool) -> tuple[Tensor, Tensor, Tensor, list[str]]:
+    """Batched full-batch descent. Only the runs still going are computed: finished ones are
+    written back and dropped from the working set every `window` steps."""
+    from tqdm.auto import tqdm
+
+    R = W.shape[0]
+    steps = torch.zeros(R, dtype=torch.long)
+    reason = ["cap"] * R
+    ids = torch.arange(R)
+    rate = torch.full((R,), lr, dtype=DTYPE)
+    ref = torch.full((R,), math.inf, dtype=DTYPE)  # loss at the start of the window
+    mW, vW, mz, vz = (torch.zeros_like(t) for t in (W, W, z, z))
+    w, zz = W.clone(), z.clone()
+    b1, b2, eps = 0.9, 0.999, 1e-12
+    t_adam = torch.zeros(R, dtype=DTYPE)
+    bar = tqdm(total=max_steps, disable=not progress, desc=f"{R} runs", leave=False)
+    for t in range(1, max_steps + 1):
+        L, _, gW, gz = loss_and_grad(w, zz, X, y, slope, loss)
+        gnorm = torch.sqrt(gW.pow(2).sum((1, 2)) + gz.pow(2).sum(1))
+        done_grad, done_floor = gnorm <= grad_tol, L <= loss_floor
+        stop = done_grad | done_floor
+        if t % window == 0:
+            slow = L > ref * (1 - plateau_tol)
+            rate = torch.where(slow, rate * lr_decay, rate)
+            ref = L.clone()
+            stop = stop | (rate < min_lr)
+        elif t == 1:
+            ref = L.clone()
+        if stop.any():
+            for k in torch.nonzero(stop).flatten().tolist():
+                r = int(ids[k])
+                reason[r] = ("floor" if done_floor[k] else "gradient" if done_grad[k]
+                             else "plateau")
+            keep = ~stop
+            W[ids[stop]], z[ids[stop]] = w[stop], zz[stop]
+            ids, w, zz, gW, gz, rate, ref = (a[keep] for a in (ids, w, zz, gW, gz, rate, ref))
+            mW, vW, mz, vz, t_adam = (a[keep] for a in (mW, vW, mz, vz, t_adam))
+            if len(ids) == 0:
+                break
+        steps[ids] += 1
+        if optimizer == "adam":
+            t_adam = t_adam + 1
+            mW.mul_(b1).add_(gW, alpha=1 - b1)
+            vW.mul_(b2).addcmul_(gW, gW, value=1 - b2)
+            mz.mul_(b1).add_(gz, alpha=1 - b1)
+            vz.mul_(b2).addcmul_(gz, gz, value=1 - b2)
+            c1, c2 = 1 - b1 ** t_adam, 1 - b2 ** t_adam
+            step_W = (mW / c1.view(-1, 1, 1)) / ((vW / c2.view(-1, 1, 1)).sqrt() + eps)
+            step_z = (mz / c1.view(-1, 1)) / ((vz / c2.view(-1, 1)).sqrt() + eps)
+        else:
+            step_W, step_z = gW, gz
+        w = w - rate.view(-1, 1, 1) * step_W
+        zz = zz - rate.view(-1, 1) * step_z
+        bar.update(1)
+    bar.close()
+    W[ids], z[ids] = w, zz
+    return W, z, steps, reason
+
+
+# --------------------------------------------------------------------------- loss slices
+
+def _losses_at(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float, loss: str,
+               chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    """Loss and training error of a batch of parameter sets (R, d1, d0), (R, d1), in chunks."""
+    Ls, errs = [], []
+    for i in range(0, W.shape[0], chunk):
+        f = forward(W[i:i + chunk], z[i:i + chunk], X, slope)[1]
+        Ls.append(_loss_terms(f, y, loss)[0])
+        errs.append((y * f <= 0).to(DTYPE).mean(-1))
+    return torch.cat(Ls), torch.cat(errs)
+
+
+def interpolate_1d(X: Tensor, y: Tensor, start: tuple[Tensor, Tensor], end: tuple[Tensor, Tensor],
+                   alphas: Tensor | None = None, activation: str = "leaky_relu",
+                   slope: float = 0.1, loss: str = "quadratic") -> dict[str, Tensor]:
+    """L((1 − α)θ_0 + αθ_1) along the segment from `start` = (W0 (d1, d0), z0 (d1,)) to
+    `end` = (W1, z1); default α from −0.25 to 1.25 in 121 steps. Returns alpha, loss, error."""
+    X, y = _check_data(X, y)
+    s = _slope(activation, slope)
+    a = torch.linspace(-0.25, 1.25, 121, dtype=DTYPE) if alphas is None else \
+        torch.as_tensor(alphas, dtype=DTYPE)
+    (W0, z0), (W1, z1) = ((torch.as_tensor(t, dtype=DTYPE) for t in p) for p in (start, end))
+    W = (1 - a).view(-1, 1, 1) * W0 + a.view(-1, 1, 1) * W1
+    z = (1 - a).view(-1, 1) * z0 + a.view(-1, 1) * z1
+    L, err = _losses_at(W, z, X, y, s, loss)
+    return {"alpha": a, "loss": L, "error": err}
+
+
+def filter_normalized_direction(W: Tensor, z: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """A Gaussian direction (dW (d1, d0), dz (d1,)) with each filter rescaled to the norm of the
+    same filter of θ (Li et al. 2018): ‖dw_j‖ = ‖w_j‖ for every hidden unit j and ‖dz‖ = ‖z‖
+    for the output unit."""
+    g = torch.Generator().manual_seed(seed)
+    dW = torch.randn(W.shape, generator=g, dtype=DTYPE)
+    dz = torch.randn(z.shape, generator=g, dtype=DTYPE)
+    dW = dW * (W.norm(dim=-1, keepdim=True) / dW.norm(dim=-1, keepdim=True))
+    dz = dz * (z.norm() / dz.norm())
+    return dW, dz
+
+
+def slice_2d(X: Tensor, y: Tensor, W: Tensor, z: Tensor, span: float = 1.0, points: int = 41,
+             seed: int = 0, activation: str = "leaky_relu", slope: float = 0.1,
+             loss: str = "quadratic") -> dict[str, Tensor]:
+    """L(θ + α δ + β η) on a points × points grid of (α, β) ∈ [−span, span]², δ, η two
+    filter-normalized random directions (seeds seed, seed + 1) around θ = (W (d1, d0), z (d1,)).
+    Returns alpha (points,), beta (points,), loss and error grids (points, points) [β, α]."""
+    X, y = _check_data(X, y)
+    _check_sizes(points=points)
+    s = _slope(activation, slope)
+    W, z = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(z, dtype=DTYPE)
+    (dW1, dz1), (dW2, dz2) = (filter_normalized_direction(W, z, seed + i) for i in (0, 1))
+    a = torch.linspace(-span, span, points, dtype=DTYPE)
+    B, A = torch.meshgrid(a, a, indexing="ij")
+    A, B = A.reshape(-1), B.reshape(-1)
+    Wg = W + A.view(-1, 1, 1) * dW1 + B.view(-1, 1, 1) * dW2
+    zg = z + A.view(-1, 1) * dz1 + B.view(-1, 1) * dz2
+    L, err = _losses_at(Wg, zg, X, y, s, loss)
+    return {"alpha": a, "beta": a, "loss": L.view(points, points),
+            "error": err.view(points, points)}

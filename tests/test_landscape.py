@@ -1,0 +1,232 @@
+"""analysis.landscape: batched trainings, endpoint classes on constructed cases, Hessians, slices."""
+
+import math
+
+import pytest
+import torch
+
+from analysis import landscape as L
+
+D = torch.float64
+
+
+def small_data(n=16, d0=4, seed=0):
+    return L.random_labels(n, d0, seed)
+
+
+# --------------------------------------------------------------------------- constructed cases
+
+def global_minimum():
+    """Over-parameterized: generic W (6 units, 3 inputs), z solving σ(XWᵀ) z = y exactly."""
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(4, 3, generator=g, dtype=D)
+    y = torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=D)
+    W = torch.randn(6, 3, generator=g, dtype=D)
+    U = X @ W.T
+    A = torch.where(U > 0, U, 0.1 * U)
+    z = torch.linalg.lstsq(A, y.unsqueeze(1)).solution.squeeze(1)
+    return X, y, W[None], z[None]
+
+
+def saddle():
+    """f = z σ(w·x) at z = 0, w = (1, 0): ∂L/∂z = −½ Σ_n y_n σ(w·x_n) = 0 because both samples
+    have σ(w·x_n) = 1 and opposite labels; ∂L/∂w = 0 because z = 0; ∂²L/∂z∂w ≠ 0."""
+    X = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=D)
+    y = torch.tensor([1.0, -1.0], dtype=D)
+    return X, y, torch.tensor([[[1.0, 0.0]]], dtype=D), torch.zeros(1, 1, dtype=D)
+
+
+def suboptimal_minimum():
+    """Inputs (1, t), t = −1, 0, 1, labels +1, −1, +1 (a V). Both units active on every sample,
+    so near this point f is linear: f_n = (z1 w1 + z2 w2)·x_n. With z1 w1 + z2 w2 = (1/3, 0),
+    the least-squares fit, every nearby point has a loss at least as large: a differentiable
+    local minimum with f ≡ 1/3 and the middle sample misclassified."""
+    X = torch.tensor([[1.0, -1.0], [1.0, 0.0], [1.0, 1.0]], dtype=D)
+    y = torch.tensor([1.0, -1.0, 1.0], dtype=D)
+    W = torch.tensor([[[1.0, 0.5], [1.0, -0.5]]], dtype=D)
+    z = torch.tensor([[1 / 6, 1 / 6]], dtype=D)
+    return X, y, W, z
+
+
+def measure(X, y, W, z):
+    loss, err, gW, gz = L.loss_and_grad(W, z, X, y)
+    gn = torch.sqrt(gW.pow(2).sum((1, 2)) + gz.pow(2).sum(1))
+    lo, hi = L.hessian_extremes(W, z, X, y)
+    return loss, err, gn, L.kink_margin(W, X), lo, hi
+
+
+def test_constructed_global_minimum():
+    X, y, W, z = global_minimum()
+    loss, err, gn, kink, lo, hi = measure(X, y, W, z)
+    assert loss.item() < 1e-25 and err.item() == 0 and gn.item() < 1e-12
+    assert L.classify(err, loss, gn, kink, lo, hi) == ["global"]
+
+
+def test_constructed_saddle():
+    X, y, W, z = saddle()
+    loss, err, gn, kink, lo, hi = measure(X, y, W, z)
+    assert gn.item() == 0 and err.item() == 1.0 and kink.item() > 0.5
+    assert lo.item() < -0.1 < hi.item()
+    assert L.classify(err, loss, gn, kink, lo, hi) == ["saddle"]
+
+
+def test_constructed_suboptimal_minimum():
+    X, y, W, z = suboptimal_minimum()
+    loss, err, gn, kink, lo, hi = measure(X, y, W, z)
+    assert loss.item() == pytest.approx(4 / 9) and err.item() == pytest.approx(1 / 3)
+    assert gn.item() < 1e-14 and lo.item() > -1e-12
+    assert L.classify(err, loss, gn, kink, lo, hi) == ["suboptimal"]
+    # a local minimum: no small random perturbation lowers the loss
+    g = torch.Generator().manual_seed(0)
+    dW = 1e-3 * torch.randn(500, 2, 2, generator=g, dtype=D)
+    dz = 1e-3 * torch.randn(500, 2, generator=g, dtype=D)
+    around, _, _, _ = L.loss_and_grad(W + dW, z + dz, X, y)
+    assert around.min().item() >= loss.item() - 1e-15
+    # and it is sub-optimal: the same two units placed at w = (−½, ±1) with z1 = z2 = c
+    # give f ∝ (0.35, −0.1, 0.35), zero training error and a lower loss
+    Wg = torch.tensor([[[-0.5, 1.0], [-0.5, -1.0]]], dtype=D)
+    zg = torch.full((1, 2), 0.8 / 0.255, dtype=D)
+    better, err_g, _, _ = L.loss_and_grad(Wg, zg, X, y)
+    assert err_g.item() == 0 and better.item() < 0.1 < loss.item()
+
+
+def test_classify_kink_and_not_converged():
+    one = torch.ones(1, dtype=D)
+    err, loss = 0.25 * one, 0.3 * one
+    assert L.classify(err, loss, 1e-3 * one, 1e-8 * one, one, one) == ["kink"]
+    assert L.classify(err, loss, 1e-3 * one, 0.1 * one, one, one) == ["not_converged"]
+    assert L.classify(err, loss, 1e-9 * one, 1e-9 * one, one, one) == ["kink"]
+    assert L.classify(0 * one, loss, 1.0 * one, 0.1 * one, one, one) == ["global"]
+
+
+# --------------------------------------------------------------------------- gradient and Hessian
+
+def random_point(n=12, d0=3, width=4, seed=1):
+    X, y = small_data(n, d0, seed)
+    W, z = L.init_params(2, d0, width, seed)
+    return X, y, W, z
+
+
+@pytest.mark.parametrize("loss", ["quadratic", "logistic"])
+@pytest.mark.parametrize("activation", ["leaky_relu", "relu"])
+def test_gradient_matches_autograd(loss, activation):
+    X, y, W, z = random_point()
+    slope = 0.0 if activation == "relu" else 0.1
+    W.requires_grad_(True)
+    z.requires_grad_(True)
+    Ls, _, gW, gz = L.loss_and_grad(W, z, X, y, slope, loss)
+    aW, az = torch.autograd.grad(Ls.sum(), (W, z))
+    torch.testing.assert_close(gW, aW)
+    torch.testing.assert_close(gz, az)
+
+
+@pytest.mark.parametrize("loss", ["quadratic", "logistic"])
+def test_hessian_matches_finite_differences(loss):
+    X, y, W, z = random_point()
+    H = L.hessians(W, z, X, y, loss=loss)
+    P = W.shape[1] * (W.shape[2] + 1)
+    assert H.shape == (2, P, P)
+    theta = L.flatten(W, z)
+    eps = 1e-6
+    fd = torch.empty_like(H)
+    for k in range(P):
+        e = torch.zeros(P, dtype=D)
+        e[k] = eps
+        grads = []
+        for sgn in (1, -1):
+            Wk, zk = L.unflatten(theta + sgn * e, W.shape[2], W.shape[1])
+            _, _, gW, gz = L.loss_and_grad(Wk, zk, X, y, 0.1, loss)
+            grads.append(L.flatten(gW, gz))
+        fd[:, :, k] = (grads[0] - grads[1]) / (2 * eps)
+    torch.testing.assert_close(H, fd, atol=1e-7, rtol=1e-6)
+    torch.testing.assert_close(H, H.transpose(1, 2))
+
+
+def test_lanczos_matches_exact_extremes():
+    X, y, W, z = random_point(width=5)
+    lo, hi = L.hessian_extremes(W, z, X, y, exact_max=10_000)
+    lo_l, hi_l = L.hessian_extremes(W, z, X, y, exact_max=0)
+    torch.testing.assert_close(lo_l, lo, atol=1e-7, rtol=1e-6)
+    torch.testing.assert_close(hi_l, hi, atol=1e-7, rtol=1e-6)
+    assert (lo < 0).all()  # a random point of this loss is not a minimum
+
+
+# --------------------------------------------------------------------------- training
+
+def test_batched_equals_independent_runs():
+    X, y = small_data()
+    kw = dict(max_steps=600, window=50, grad_tol=1e-5, classify_endpoints=False)
+    many = L.train_many(X, y, 3, 4, seed=7, **kw)
+    assert many.steps.min() > 0
+    for r in range(4):
+        one = L.train_many(X, y, 3, 1, seed=7 + r, **kw)
+        torch.testing.assert_close(one.W[0], many.W[r], atol=1e-9, rtol=1e-7)
+        torch.testing.assert_close(one.z[0], many.z[r], atol=1e-9, rtol=1e-7)
+        assert one.steps[0] == many.steps[r] and one.reason[0] == many.reason[r]
+    # the same through explicit initializations, with gradient descent
+    gd = L.train_many(X, y, 3, 2, optimizer="gd", init=(many.W0[:2], many.z0[:2]), **kw)
+    gd1 = L.train_many(X, y, 3, 1, optimizer="gd", init=(many.W0[1:2], many.z0[1:2]), **kw)
+    torch.testing.assert_close(gd1.W[0], gd.W[1], atol=1e-9, rtol=1e-7)
+
+
+def test_overparameterized_runs_reach_global_minima():
+    X, y = small_data(n=12, d0=4)
+    e = L.train_many(X, y, 12, 8, max_steps=3000)
+    assert e.params / 12 == 5
+    assert e.label == ["global"] * 8
+    assert (e.error == 0).all() and e.loss.max() < 1e-4
+    assert (e.rank == 12).all()
+    s = e.summary()
+    assert s["frac_global"] == 1.0 and s["P/N"] == 5.0 and s["runs"] == 8
+    assert e.pattern.shape == (8, 12, 12) and e.pattern.dtype == torch.bool
+
+
+def test_underparameterized_runs_keep_training_error():
+    X, y = small_data(n=24, d0=2)
+    e = L.train_many(X, y, 1, 6, max_steps=3000, loss="logistic", activation="relu")
+    assert (e.error > 0).all()
+    assert "global" not in e.label
+    assert set(e.label) <= set(L.LABELS)
+
+
+def test_bad_inputs_raise_clear_errors():
+    X, y = small_data()
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        L.train_many(X, y, 0, 2)
+    with pytest.raises(ValueError, match="runs must be a positive integer"):
+        L.train_many(X, y, 2, 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        L.train_many(torch.zeros(0, 4), torch.zeros(0), 2, 2)
+    with pytest.raises(ValueError, match="±1"):
+        L.train_many(X, (y > 0).double(), 2, 2)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        L.train_many(X, y, 2, 2, activation="tanh")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        L.train_many(X, y, 2, 2, loss="hinge")
+    with pytest.raises(ValueError, match="init must be"):
+        L.train_many(X, y, 2, 2, init=L.init_params(3, 4, 2))
+    with pytest.raises(ValueError, match="data must be one of"):
+        L.make_data("cifar", 10, 2)
+
+
+def test_make_data_sets():
+    for name in ("random", "teacher"):
+        X, y = L.make_data(name, 40, 5, seed=1)
+        assert X.shape == (40, 5) and X.dtype == D and set(y.tolist()) == {-1.0, 1.0}
+    X2, y2 = L.make_data("teacher", 40, 5, seed=1)
+    torch.testing.assert_close(X, X2)
+
+
+# --------------------------------------------------------------------------- slices
+
+def test_interpolation_and_slice_pass_through_the_points():
+    X, y, W, z = random_point()
+    line = L.interpolate_1d(X, y, (W[0], z[0]), (W[1], z[1]), alphas=[0.0, 0.5, 1.0])
+    ends = L.loss_and_grad(W, z, X, y)[0]
+    torch.testing.assert_close(line["loss"][[0, 2]], ends)
+    sl = L.slice_2d(X, y, W[0], z[0], span=0.5, points=5)
+    assert sl["loss"].shape == (5, 5)
+    torch.testing.assert_close(sl["loss"][2, 2], ends[0])
+    dW, dz = L.filter_normalized_direction(W[0], z[0], seed=3)
+    torch.testing.assert_close(dW.norm(dim=1), W[0].norm(dim=1))
+    assert math.isclose(dz.norm().item(), z[0].norm().item())
