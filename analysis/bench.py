@@ -386,7 +386,7 @@ def diffusion(argv: list[str]) -> int:
     p.add_argument("--width", type=int, default=256, help="MLP width (the large-batch experiment's)")
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--repeat", type=int, default=200)
     p.add_argument("--updates", type=int, default=10_000, help="run length for the amortized 'auto' cost")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
@@ -411,10 +411,15 @@ def diffusion(argv: list[str]) -> int:
         step()
         every_update.on_step_end(state)
 
-    times = {"step": float("inf"), "step+record": float("inf"), "record": float("inf")}
     fns = {"step": step, "step+record": step_recorded, "record": every_update.distances}
-    for name in ("step", "step+record", "record", "record", "step+record", "step"):  # interleaved
-        times[name] = min(times[name], median_time(fns[name], repeat=a.repeat))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(a.repeat + 3):  # interleaved call by call: all three see the same load
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if i >= 3:  # warm-up
+                samples[name].append(time.perf_counter() - t0)
+    times = {name: statistics.median(v) for name, v in samples.items()}
     n_params = sum(p.numel() for p in model.parameters())
     records = len(record_points(a.updates))
     per_record = times["record"] / times["step"]
@@ -432,4 +437,50 @@ def diffusion(argv: list[str]) -> int:
                         "batch_size": a.batch_size, "parameters": n_params, "seconds": times,
                         "overhead_every_update": side_by_side, "overhead_per_record": per_record,
                         "overhead_auto": auto, "auto_updates": a.updates, "auto_records": records})
+    return 0
+
+
+def minima(argv: list[str]) -> int:
+    """R trainings of a one-hidden-layer net as one batched computation (landscape.train_many)
+    vs the same R trainings one after another, endpoints compared run by run."""
+    from analysis import landscape
+
+    p = argparse.ArgumentParser(prog="python -m analysis bench minima", description=minima.__doc__)
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--n", type=int, default=64, help="samples N")
+    p.add_argument("--d0", type=int, default=8, help="inputs d0")
+    p.add_argument("--width", type=int, default=16, help="hidden units d1")
+    p.add_argument("--data", default="random", choices=landscape.DATASETS)
+    p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    X, y = landscape.make_data(a.data, a.n, a.d0, seed=0)
+
+    def batched():
+        return landscape.train_many(X, y, a.width, a.runs, seed=0, max_steps=a.max_steps)
+
+    def sequential():
+        return [landscape.train_many(X, y, a.width, 1, seed=r, max_steps=a.max_steps)
+                for r in range(a.runs)]
+
+    t0 = time.perf_counter()
+    many = batched()
+    t_batched = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ones = sequential()
+    t_seq = time.perf_counter() - t0
+    diff = max(float((o.W[0] - many.W[r]).abs().max()) for r, o in enumerate(ones))
+    same = sum(o.label[0] == many.label[r] for r, o in enumerate(ones))
+    steps = int(many.steps.sum())
+    print(f"{a.runs} runs, N={a.n}, d0={a.d0}, d1={a.width} ({a.data}), "
+          f"{steps} updates in all (longest run {int(many.steps.max())}), classification included")
+    print(f"  batched ({a.runs} at once): {t_batched:8.2f} s")
+    print(f"  sequential (one by one):  {t_seq:8.2f} s")
+    print(f"  ratio sequential / batched: {t_seq / t_batched:.1f}x")
+    print(f"  endpoints: max |ΔW| {diff:.1e}, same class {same}/{a.runs}")
+    write_json(a.json, {"benchmark": "minima", "runs": a.runs, "n": a.n, "d0": a.d0,
+                        "width": a.width, "data": a.data, "updates": steps,
+                        "seconds": {"batched": t_batched, "sequential": t_seq},
+                        "ratio": t_seq / t_batched, "max_weight_difference": diff,
+                        "same_class": same})
     return 0
