@@ -49,6 +49,7 @@ __all__ = [
     "gap_recovered",
     "markdown_table",
     "load_results",
+    "compact",
     "default_grid_path",
     "experiment_cli",
 ]
@@ -468,6 +469,16 @@ def load_results(path: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def compact(results: dict, digits: int = 5) -> dict:
+    """The results without per-layer records and with distances to `digits` significant digits
+    (for the grid shipped with the package)."""
+    out = dict(results, records={})
+    for name, rec in results["records"].items():
+        out["records"][name] = dict(rec, layers={},
+                                    distance=[float(f"{d:.{digits}g}") for d in rec["distance"]])
+    return out
+
+
 def default_grid_path() -> Path:
     """The precomputed grid the lesson's widget reads (committed with the package)."""
     return Path(__file__).resolve().parent / "results" / "large_batch_grid.json"
@@ -510,7 +521,7 @@ def experiment_cli(argv: list[str]) -> int:
                               log=lambda s: print(s, flush=True))
     results["seconds"] = time.perf_counter() - t0
     name = "large_batch_grid.json" if a.grid else "results.json"
-    (out / name).write_text(json.dumps(results))
+    (out / name).write_text(json.dumps(compact(results) if a.grid else results))
     print(f"wrote {out / name} ({results['seconds']:.0f} s)")
     if a.grid:
         return 0

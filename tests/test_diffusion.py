@@ -309,6 +309,7 @@ def test_shipped_grid_has_every_widget_combination():
                     assert nums["updates"] > 0
     _, nums = diffusion_callback(small, grid=grid)
     assert nums["gap"] == 0
+    assert all(rec["layers"] == {} for rec in grid["records"].values())  # shipped compact
 
 
 def test_model_copy_is_not_needed_for_records():
