@@ -33,6 +33,7 @@ __all__ = [
     "binarized_layer_inputs",
     "binarization_stats",
     "run_time_memory",
+    "format_memory",
     "memory_ratio",
     "train_model",
     "width_sweep",
@@ -42,7 +43,7 @@ __all__ = [
 # for CI (the whole lesson in under two minutes on 2 cores). The paper's MNIST MLP: 3 × 4096 units.
 SETTINGS: dict[str, dict] = {
     "normal": dict(width=512, depth=3, epochs=8, n_train=None, sweep_widths=(16, 32, 64, 128, 256, 512),
-                   sweep_depth=2, sweep_epochs=3, sweep_n_train=None),
+                   sweep_depth=2, sweep_epochs=2, sweep_n_train=None),
     "fast": dict(width=128, depth=2, epochs=2, n_train=1000, sweep_widths=(16, 64, 256),
                  sweep_depth=1, sweep_epochs=1, sweep_n_train=1000),
 }
@@ -161,6 +162,17 @@ def run_time_memory(model: nn.Module) -> list[dict]:
     for r in rows:
         r["ratio"] = r["float_bytes"] / r["run_time_bytes"]
     return rows
+
+
+def format_memory(rows: list[dict]) -> str:
+    """`run_time_memory` rows as a text table (bytes, and the float32 / run-time ratio)."""
+    lines = [f"{'layer':<6} {'kind':<12} {'values':>11} {'bits/weight':>11} {'float32 B':>12} "
+             f"{'run-time B':>12} {'ratio':>6}"]
+    for r in rows:
+        bits = "" if r["bits_per_weight"] is None else str(r["bits_per_weight"])
+        lines.append(f"{r['layer']:<6} {r['kind']:<12} {r['values']:>11,} {bits:>11} "
+                     f"{r['float_bytes']:>12,} {r['run_time_bytes']:>12,} {r['ratio']:>5.1f}x")
+    return "\n".join(lines)
 
 
 def memory_ratio(model: nn.Module, binarized_only: bool = False) -> float:

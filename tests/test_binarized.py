@@ -112,3 +112,12 @@ def test_lesson_settings_modes():
     assert fast["width"] < normal["width"] and fast["epochs"] <= normal["epochs"]
     fast["width"] = -1
     assert b.lesson_settings(True)["width"] != -1  # a copy
+
+
+def test_format_memory_table():
+    with torch.device("meta"):
+        rows = b.run_time_memory(models.build("bnn-mlp", width=4096, depth=3))
+    lines = b.format_memory(rows).splitlines()
+    assert len(lines) == 1 + 8 + 1  # header, 4 linear + 4 batch-norm layers, total
+    assert lines[1].split() == ["1", "QuantLinear", "3,211,264", "1", "12,845,056", "401,408", "32.0x"]
+    assert lines[-1].split() == ["total", "36,855,848", "147,423,392", "4,797,600", "30.7x"]
