@@ -24,7 +24,7 @@ def distance_vs_updates(results: dict, names: Sequence[str] | None = None, fit_o
     """‖w_t − w_0‖ against updates t (log axis) for each run, with the fitted log law of `fit_of`.
 
     results: {"records": {name: record dict}} as written by the experiment. fit_of defaults
-    to the run with the most updates.
+    to the first run with the most updates (the small batch in the experiment's table).
     """
     records = results["records"]
     names = list(names or records)
@@ -32,15 +32,18 @@ def distance_vs_updates(results: dict, names: Sequence[str] | None = None, fit_o
         fig, ax = new_figure(width=5.2, height=3.6)
     else:
         fig = ax.figure
+    styles = ["-", "-", "--", ":", "-."]
     for i, name in enumerate(names):
         r = records[name]
-        ax.plot(r["steps"], r["distance"], "-", color=COLORS[i % len(COLORS)], lw=1.6, label=name)
+        ax.plot(r["steps"], r["distance"], styles[i % len(styles)], color=COLORS[i % len(COLORS)],
+                lw=1.8, label=name)
     fit_of = fit_of or max(names, key=lambda n: records[n]["steps"][-1])
     r = records[fit_of]
     fits = compare_fits(r["steps"], r["distance"])
     t = np.asarray(r["steps"], dtype=float)
     ax.plot(t, predict("log", fits["log"], t), "k--", lw=1,
-            label=f"{fits['log']['a']:.2f} + {fits['log']['b']:.2f}·log t (R² {fits['log']['r2']:.3f})")
+            label=f"fit to {fit_of}: {fits['log']['a']:.2f} + {fits['log']['b']:.2f}·log t "
+                  f"(R² {fits['log']['r2']:.3f})")
     ax.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖", title="weight diffusion (measured)")
     ax.legend(fontsize=7)
     return fig
