@@ -168,8 +168,12 @@ def xnor(argv: list[str]) -> int:
     p.add_argument("--width", type=int, default=4096, help="MLP width: shapes (B, width, width)")
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--no-baseline", action="store_true", help="skip the unoptimized kernel")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (the numpy reference uses one); default: torch's")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
 
     cuda = a.device == "cuda" or (a.device == "auto" and bits.gpu_available())
     if cuda and not bits.gpu_available():

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 WORD_BITS = 64
-_TILE = 256  # rows x columns of one CPU tile: 256·256 words of scratch, about 0.6 MB
+_TILE = 256 * 256  # outputs of one CPU tile: 64 Ki words of scratch (0.6 MB), cache-sized
 
 Array = np.ndarray | Tensor
 
@@ -181,22 +181,25 @@ def check_operands(a_shape: tuple, b_shape: tuple, k: int) -> tuple[int, int, in
 
 
 def xnor_matmul_cpu(a_packed: np.ndarray, b_packed: np.ndarray, k: int) -> np.ndarray:
-    """The CPU reference: C = K − 2·popcount(A XOR B) with numpy, in 256 x 256 tiles.
+    """The CPU reference: C = K − 2·popcount(A XOR B) with numpy, tile by tile.
 
-    Scratch memory is bounded by one tile (two 256 x 256 buffers), whatever M and N are.
+    A tile holds at most 64 Ki outputs (256 x 256, or flatter when M < 256); scratch memory
+    is two such buffers, whatever M and N are.
     """
     k = _check_k(k)
     a = _as_words(np.asarray(a_packed), "a_packed")
     b = _as_words(np.asarray(b_packed), "b_packed")
     m, n, w = check_operands(a.shape, b.shape, k)
     counts = np.zeros((m, n), dtype=np.int32)
-    xor = np.empty((_TILE, _TILE), dtype=np.uint64)
-    pop = np.empty((_TILE, _TILE), dtype=np.uint8)
-    for i in range(0, m, _TILE):
-        a_i = a[i : i + _TILE]
-        for j in range(0, n, _TILE):
-            b_j = b[j : j + _TILE]
-            acc = counts[i : i + _TILE, j : j + _TILE]
+    tm = min(m, 256)  # a flat tile when M is small: fewer, longer numpy passes
+    tn = min(n, max(256, _TILE // tm))
+    xor = np.empty((tm, tn), dtype=np.uint64)
+    pop = np.empty((tm, tn), dtype=np.uint8)
+    for i in range(0, m, tm):
+        a_i = a[i : i + tm]
+        for j in range(0, n, tn):
+            b_j = b[j : j + tn]
+            acc = counts[i : i + tm, j : j + tn]
             x = xor[: a_i.shape[0], : b_j.shape[0]]
             p = pop[: a_i.shape[0], : b_j.shape[0]]
             for word in range(w):

@@ -69,7 +69,7 @@ def benchmark_figure(result: dict, paper: dict | None = None) -> Figure:
     ax_t.set_yscale("log")
     ax_t.set(xlabel="M = N = K", ylabel="ms per product", title="time (median)")
     ax_s.set_yscale("log")
-    ax_s.set(xlabel="M = N = K", ylabel="speedup (x)", title="XNOR kernel speedup")
+    ax_s.set(xlabel="M = N = K", ylabel="speedup (x)", title="XNOR speedup")
     ax_t.legend(fontsize=8)
     ax_s.legend(fontsize=8)
     gpu = result.get("gpu") or {}
