@@ -44,6 +44,9 @@ class Dashboard(W.VBox):
             c.observe(self._on_change, names="value")
         self.update()
 
+    def __repr__(self) -> str:  # what a saved notebook shows as text where widgets don't render
+        return f"Dashboard({getattr(self.callback, '__name__', 'callback')}: {', '.join(self.controls)})"
+
     def values(self) -> dict:
         return {name: c.value for name, c in self.controls.items()}
 
