@@ -27,7 +27,10 @@ random directions (Li et al., "Visualizing the loss landscape of neural nets", N
 from __future__ import annotations
 
 import math
+import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,6 +55,10 @@ __all__ = [
     "interpolate_1d",
     "filter_normalized_direction",
     "slice_2d",
+    "SWEEPS",
+    "sweep",
+    "markdown_table",
+    "experiment_cli",
 ]
 
 LABELS = ("global", "suboptimal", "saddle", "kink", "not_converged")
@@ -158,11 +165,25 @@ def _slope(activation: str, slope: float) -> float:
     return 0.0 if activation == "relu" else float(slope)
 
 
+def _sigma(U: Tensor, slope: float) -> Tensor:
+    """σ(u) = u for u > 0, ρu otherwise (one fused kernel: torch.where is slow on CPU here)."""
+    return torch.nn.functional.leaky_relu(U, slope)
+
+
+def _sigma_backward(G: Tensor, U: Tensor, slope: float) -> Tensor:
+    """G·σ'(U), σ'(u) = 1 for u > 0, ρ otherwise (σ'(0) = ρ), in one fused kernel."""
+    return torch.ops.aten.leaky_relu_backward(G, U, slope, False)
+
+
 def forward(W: Tensor, z: Tensor, X: Tensor, slope: float = 0.1) -> tuple[Tensor, Tensor]:
     """Pre-activations U_rnj = w_rj·x_n (R, N, d1) and outputs f_rn = Σ_j z_rj σ(U_rnj) (R, N)."""
-    U = torch.einsum("rjd,nd->rnj", W, X)
-    A = torch.where(U > 0, U, slope * U)
-    return U, torch.einsum("rnj,rj->rn", A, z)
+    U = torch.matmul(W, X.T)  # (R, d1, N), contiguous: elementwise kernels are fast on it
+    return U.transpose(1, 2), (z.unsqueeze(1) @ _sigma(U, slope)).squeeze(1)
+
+
+def training_error(f: Tensor, y: Tensor) -> Tensor:
+    """Fraction of samples with y_n f(x_n) ≤ 0, per run: (R, N) -> (R,)."""
+    return (y * f <= 0).to(DTYPE).mean(-1)
 
 
 def _loss_terms(f: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Tensor]:
@@ -175,20 +196,26 @@ def _loss_terms(f: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Tensor]:
     return torch.nn.functional.softplus(m).mean(-1), -y * torch.sigmoid(m) / N
 
 
+def _grads(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float,
+           loss: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Loss (R,), gradients (R, d1, d0), (R, d1) and outputs f (R, N)."""
+    U = torch.matmul(W, X.T)  # (R, d1, N)
+    A = _sigma(U, slope)
+    f = (z.unsqueeze(1) @ A).squeeze(1)
+    L, g = _loss_terms(f, y, loss)
+    gz = (A * g.unsqueeze(1)).sum(-1)
+    gU = _sigma_backward(z.unsqueeze(-1) * g.unsqueeze(1), U, slope)
+    return L, gU @ X, gz, f
+
+
 def loss_and_grad(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float = 0.1,
                   loss: str = "quadratic") -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-run loss (R,), training error (R,) and the exact gradients (R, d1, d0), (R, d1):
 
         ∂L/∂z_j = Σ_n g_n σ(w_j·x_n),   ∂L/∂w_j = Σ_n g_n z_j σ'(w_j·x_n) x_n,   g_n = ∂L/∂f_n.
     """
-    U, f = forward(W, z, X, slope)
-    L, g = _loss_terms(f, y, loss)
-    A = torch.where(U > 0, U, slope * U)
-    dA = torch.where(U > 0, 1.0, slope).to(U.dtype)
-    gz = torch.einsum("rn,rnj->rj", g, A)
-    gW = torch.einsum("rnj,nd->rjd", g.unsqueeze(-1) * dA * z.unsqueeze(1), X)
-    error = (y * f <= 0).to(DTYPE).mean(-1)
-    return L, error, gW, gz
+    L, gW, gz, f = _grads(W, z, X, y, slope, loss)
+    return L, training_error(f, y), gW, gz
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -271,7 +298,7 @@ def pattern_rank(W: Tensor, X: Tensor, slope: float = 0.1) -> Tensor:
     """rank of G_r = [a_nj x_n]_(n, (j, d)) (N × d1·d0) per run: rank N makes every DLM of
     that region global for the quadratic loss (Soudry & Hoffer)."""
     U = torch.einsum("rjd,nd->rnj", W, X)
-    a = torch.where(U > 0, 1.0, slope).to(X.dtype)
+    a = _sigma_backward(torch.ones_like(U), U, slope)
     G = (a.unsqueeze(-1) * X.view(1, X.shape[0], 1, -1)).flatten(2)
     return torch.linalg.matrix_rank(G)
 
@@ -431,62 +458,59 @@ def _optimize(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float, loss: st
               optimizer: str, lr: float, max_steps: int, grad_tol: float, loss_floor: float,
               window: int, plateau_tol: float, lr_decay: float, min_lr: float,
               progress: bool) -> tuple[Tensor, Tensor, Tensor, list[str]]:
-    """Batched full-batch descent. Only the runs still going are computed: finished ones are
-    written back and dropped from the working set every `window` steps."""
+    """Batched full-batch descent on θ = (vec W, z) (R, P). Only the runs still going are
+    computed: a run that stops is written back and dropped from the working set at once, so
+    every active run has made the same number of updates (one Adam step count t for all)."""
     from tqdm.auto import tqdm
 
-    R = W.shape[0]
+    R, d1, d0 = W.shape
+    k = d1 * d0
+    final = flatten(W, z)
     steps = torch.zeros(R, dtype=torch.long)
     reason = ["cap"] * R
     ids = torch.arange(R)
+    theta = final.clone()
     rate = torch.full((R,), lr, dtype=DTYPE)
     ref = torch.full((R,), math.inf, dtype=DTYPE)  # loss at the start of the window
-    mW, vW, mz, vz = (torch.zeros_like(t) for t in (W, W, z, z))
-    w, zz = W.clone(), z.clone()
+    m, v = torch.zeros_like(theta), torch.zeros_like(theta)
     b1, b2, eps = 0.9, 0.999, 1e-12
-    t_adam = torch.zeros(R, dtype=DTYPE)
     bar = tqdm(total=max_steps, disable=not progress, desc=f"{R} runs", leave=False)
     for t in range(1, max_steps + 1):
-        L, _, gW, gz = loss_and_grad(w, zz, X, y, slope, loss)
-        gnorm = torch.sqrt(gW.pow(2).sum((1, 2)) + gz.pow(2).sum(1))
+        L, gW, gz, _ = _grads(theta[:, :k].view(-1, d1, d0), theta[:, k:], X, y, slope, loss)
+        grad = torch.cat([gW.flatten(1), gz], dim=1)
+        gnorm = grad.norm(dim=1)
         done_grad, done_floor = gnorm <= grad_tol, L <= loss_floor
         stop = done_grad | done_floor
         if t % window == 0:
-            slow = L > ref * (1 - plateau_tol)
-            rate = torch.where(slow, rate * lr_decay, rate)
-            ref = L.clone()
+            rate = torch.where(L > ref * (1 - plateau_tol), rate * lr_decay, rate)
+            ref = L
             stop = stop | (rate < min_lr)
         elif t == 1:
-            ref = L.clone()
+            ref = L
         if stop.any():
-            for k in torch.nonzero(stop).flatten().tolist():
-                r = int(ids[k])
-                reason[r] = ("floor" if done_floor[k] else "gradient" if done_grad[k]
-                             else "plateau")
+            for j in torch.nonzero(stop).flatten().tolist():
+                reason[int(ids[j])] = ("floor" if done_floor[j] else "gradient" if done_grad[j]
+                                       else "plateau")
+            final[ids[stop]] = theta[stop]
             keep = ~stop
-            W[ids[stop]], z[ids[stop]] = w[stop], zz[stop]
-            ids, w, zz, gW, gz, rate, ref = (a[keep] for a in (ids, w, zz, gW, gz, rate, ref))
-            mW, vW, mz, vz, t_adam = (a[keep] for a in (mW, vW, mz, vz, t_adam))
+            ids, theta, grad, rate, ref, m, v = (a[keep] for a in (ids, theta, grad, rate, ref,
+                                                                   m, v))
             if len(ids) == 0:
                 break
         steps[ids] += 1
         if optimizer == "adam":
-            t_adam = t_adam + 1
-            mW.mul_(b1).add_(gW, alpha=1 - b1)
-            vW.mul_(b2).addcmul_(gW, gW, value=1 - b2)
-            mz.mul_(b1).add_(gz, alpha=1 - b1)
-            vz.mul_(b2).addcmul_(gz, gz, value=1 - b2)
-            c1, c2 = 1 - b1 ** t_adam, 1 - b2 ** t_adam
-            step_W = (mW / c1.view(-1, 1, 1)) / ((vW / c2.view(-1, 1, 1)).sqrt() + eps)
-            step_z = (mz / c1.view(-1, 1)) / ((vz / c2.view(-1, 1)).sqrt() + eps)
+            m.mul_(b1).add_(grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            denom = (v / (1 - b2 ** t)).sqrt_().add_(eps)
+            update = (m / denom).mul_(rate.view(-1, 1) / (1 - b1 ** t))
         else:
-            step_W, step_z = gW, gz
-        w = w - rate.view(-1, 1, 1) * step_W
-        zz = zz - rate.view(-1, 1) * step_z
+            update = grad.mul_(rate.view(-1, 1))
+        theta = theta - update
         bar.update(1)
     bar.close()
-    W[ids], z[ids] = w, zz
-    return W, z, steps, reason
+    final[ids] = theta
+    W, z = unflatten(final, d0, d1)
+    return W.contiguous(), z.contiguous(), steps, reason
 
 
 # --------------------------------------------------------------------------- loss slices
@@ -498,7 +522,7 @@ def _losses_at(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float, loss: s
     for i in range(0, W.shape[0], chunk):
         f = forward(W[i:i + chunk], z[i:i + chunk], X, slope)[1]
         Ls.append(_loss_terms(f, y, loss)[0])
-        errs.append((y * f <= 0).to(DTYPE).mean(-1))
+        errs.append(training_error(f, y))
     return torch.cat(Ls), torch.cat(errs)
 
 
@@ -549,3 +573,139 @@ def slice_2d(X: Tensor, y: Tensor, W: Tensor, z: Tensor, span: float = 1.0, poin
     L, err = _losses_at(Wg, zg, X, y, s, loss)
     return {"alpha": a, "beta": a, "loss": L.view(points, points),
             "error": err.view(points, points)}
+
+
+# --------------------------------------------------------------------------- the sweep
+
+SWEEPS = {
+    "normal": dict(n=64, d0=8, widths=(1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24), runs=100,
+                   max_steps=20000, data=("random", "teacher", "mnist5k")),
+    "fast": dict(n=32, d0=6, widths=(1, 2, 3, 4, 6, 8, 12), runs=100, max_steps=4000,
+                 data=("random", "teacher")),
+}
+"""The experiment's sizes: N samples, d0 = √N inputs (the papers' d0 = Ω̃(√N)), widths d1
+spanning P/N = d1(d0 + 1)/N from about 0.1 to 3."""
+
+TABLE_COLUMNS = ("data", "d1", "P/N", "runs", "frac_global", "frac_suboptimal", "frac_kink",
+                 "frac_saddle", "frac_not_converged", "frac_nonzero_error", "mean_error",
+                 "median_loss", "mean_steps", "seconds")
+
+
+def sweep(data: str, widths: tuple[int, ...], runs: int, n: int, d0: int, seed: int = 0,
+          log=None, **train_options) -> list[dict]:
+    """train_many on one data set for each width d1; one row per width: `Endpoints.summary()`
+    plus data, seconds and the per-run training errors ("errors") and labels ("labels")."""
+    X, y = make_data(data, n, d0, seed)
+    rows = []
+    for width in widths:
+        t0 = time.perf_counter()
+        e = train_many(X, y, width, runs, seed=seed, **train_options)
+        row = {"data": data, **e.summary(), "seconds": time.perf_counter() - t0,
+               "errors": e.error.tolist(), "labels": list(e.label)}
+        rows.append(row)
+        if log:
+            log(f"{data:8s} d1={width:3d} P/N={row['P/N']:.2f}: nonzero error "
+                f"{row['frac_nonzero_error']:.2f}, sub-optimal DLM {row['frac_suboptimal']:.2f}, "
+                f"kink {row['frac_kink']:.2f}, mean error {row['mean_error']:.3f} "
+                f"({row['seconds']:.0f} s)")
+    return rows
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}".rstrip("0") \
+            .rstrip(".") if value != int(value) or abs(value) >= 1e6 else str(int(value))
+    return str(value)
+
+
+def markdown_table(rows: list[dict], columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
+    """The sweep rows as a markdown table of `columns`."""
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
+    body = ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join([head, *body])
+
+
+def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...] = TABLE_COLUMNS) -> None:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def example_slices(n: int, d0: int, widths: tuple[int, int], seed: int = 0,
+                   max_steps: int = 4000) -> dict:
+    """For one narrow and one wide net on random labels: the run with the highest final
+    training error, its 1-D interpolation from its initialization and a 2-D slice around it."""
+    X, y = make_data("random", n, d0, seed)
+    out = {}
+    for width in widths:
+        e = train_many(X, y, width, 8, seed=seed, max_steps=max_steps, classify_endpoints=False)
+        r = int(torch.argmax(e.error))
+        out[f"d1={width}"] = {
+            "error": float(e.error[r]), "P/N": e.params / n,
+            "line": interpolate_1d(X, y, (e.W0[r], e.z0[r]), (e.W[r], e.z[r])),
+            "slice": slice_2d(X, y, e.W[r], e.z[r], span=1.0, points=31, seed=seed)}
+    return out
+
+
+def experiment_cli(argv: list[str]) -> int:
+    """python -m analysis experiment minima [--fast] [--out DIR] [--runs R] [--data a,b]."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(
+        prog="python -m analysis experiment minima",
+        description="Soudry & Hoffer: the fraction of R trainings of a one-hidden-layer "
+                    "leaky-ReLU net (quadratic loss) that end at sub-optimal minima, against "
+                    "#parameters/N, on random-label, teacher-student and mnist5k data. Writes "
+                    "minima.json, minima.csv, minima.md and figures to --out.")
+    p.add_argument("--fast", action="store_true", help="N=32, two data sets (under 2 minutes)")
+    p.add_argument("--out", default="runs/minima", help="output folder")
+    p.add_argument("--runs", type=int, default=None, help="runs per width (default 100)")
+    p.add_argument("--data", default=None, help="comma-separated: random,teacher,mnist5k")
+    p.add_argument("--activation", default="leaky_relu", choices=ACTIVATIONS)
+    p.add_argument("--loss", default="quadratic", choices=LOSSES)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    cfg = dict(SWEEPS["fast" if a.fast else "normal"])
+    if a.runs is not None:
+        if a.runs < 1:
+            p.error(f"--runs must be >= 1, got {a.runs}")
+        cfg["runs"] = a.runs
+    if a.data:
+        cfg["data"] = tuple(a.data.split(","))
+        bad = [d for d in cfg["data"] if d not in DATASETS]
+        if bad:
+            p.error(f"unknown data {', '.join(bad)}; choose from {', '.join(DATASETS)}")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"minima sweep ({'fast' if a.fast else 'normal'}): N={cfg['n']}, d0={cfg['d0']}, "
+          f"d1 in {cfg['widths']}, {cfg['runs']} runs each, {a.activation}, {a.loss} loss, "
+          f"data {', '.join(cfg['data'])}", flush=True)
+    t0 = time.perf_counter()
+    rows = []
+    for name in cfg["data"]:
+        rows += sweep(name, cfg["widths"], cfg["runs"], cfg["n"], cfg["d0"], seed=a.seed,
+                      log=lambda s: print(s, flush=True), activation=a.activation,
+                      loss=a.loss, max_steps=cfg["max_steps"], progress=sys.stderr.isatty())
+    widths = (cfg["widths"][1], cfg["widths"][-2])
+    slices = example_slices(cfg["n"], cfg["d0"], widths, a.seed)
+    seconds = time.perf_counter() - t0
+    settings = {**cfg, "activation": a.activation, "loss": a.loss, "seed": a.seed,
+                "seconds": seconds}
+    (out / "minima.json").write_text(json.dumps({"settings": settings, "rows": rows}))
+    _write_csv(out / "minima.csv", rows)
+    table = markdown_table(rows)
+    (out / "minima.md").write_text(table + "\n")
+    print("\n" + table + f"\n\n{seconds:.0f} s")
+
+    from analysis.plots.landscape import error_histograms, fraction_vs_params, slices_figure
+
+    figs = {"fractions.png": fraction_vs_params(rows), "errors.png": error_histograms(rows),
+            "slices.png": slices_figure(slices)}
+    for fname, fig in figs.items():
+        fig.savefig(out / fname, dpi=110, bbox_inches="tight")
+    print(f"wrote {out / 'minima.json'}, minima.csv, minima.md, " + ", ".join(figs))
+    return 0
