@@ -1,0 +1,54 @@
+"""Dashboard of lesson 06 (local minima). The callback is a plain function of the control
+values that trains a quick batch of networks and returns `(figure, numbers)`:
+
+    minima_callback(n=32, d0=6, d1=4, activation="leaky_relu", data="random")
+
+and `minima_dashboard()` builds the widget around it.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+
+from analysis.landscape import ACTIVATIONS, DATASETS, train_many
+from analysis.landscape import make_data as _make_data
+from analysis.plots.landscape import endpoint_summary
+from analysis.widgets import Dashboard, dashboard
+
+__all__ = ["minima_callback", "minima_dashboard"]
+
+
+def minima_callback(n: int = 32, d0: int = 6, d1: int = 4, activation: str = "leaky_relu",
+                    data: str = "random", runs: int = 40, max_steps: int = 3000,
+                    seed: int = 0) -> tuple:
+    """Train `runs` nets of width d1 on N = n samples of dimension d0 at once; figure: the
+    endpoint classes and the histogram of training errors; numbers: P/N, class fractions,
+    fraction with nonzero error, mean training error."""
+    X, y = _make_data(data, n, d0, seed)
+    e = train_many(X, y, d1, runs, activation=activation, max_steps=max_steps, seed=seed)
+    fractions = e.fractions()
+    numbers = {"P/N": e.params / n, **fractions,
+               "nonzero_error": float((e.error > 0).double().mean()),
+               "mean_error": float(e.error.mean())}
+    title = (f"{data}, N={n}, d0={d0}, d1={d1}, {activation}: P/N = {numbers['P/N']:.2f}, "
+             f"{100 * numbers['nonzero_error']:.0f}% of {runs} runs end with errors")
+    fig = endpoint_summary(fractions, e.error.tolist(), title=title)
+    plt.show()
+    return fig, numbers
+
+
+def minima_dashboard(n: int = 32, d0: int = 6, d1: int = 4, activation: str = "leaky_relu",
+                     data: str = "random") -> Dashboard:
+    """Choose N, d0, d1, the activation and the data; see how many of a quick batch of runs
+    end at sub-optimal points, and their training errors."""
+    controls = {
+        "n": W.IntSlider(value=n, min=8, max=128, step=4, description="samples N"),
+        "d0": W.IntSlider(value=d0, min=1, max=16, description="inputs d0"),
+        "d1": W.IntSlider(value=d1, min=1, max=32, description="hidden units d1"),
+        "activation": W.Dropdown(options=list(ACTIVATIONS), value=activation,
+                                 description="activation"),
+        "data": W.Dropdown(options=list(DATASETS), value=data, description="data"),
+    }
+    return dashboard(minima_callback, controls,
+                     title="Where do 40 trainings end? (one batched computation)")
