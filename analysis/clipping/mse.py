@@ -1,5 +1,6 @@
-"""ACIQ: the mean-square error of clipping plus rounding, optimal clipping, bit allocation,
-bias correction and 4-bit post-training quantization.
+"""The mean-square error of clipping plus rounding, per tensor: analytic (the paper's
+approximation and the exact value), measured, optimal clipping, prior fits, bit allocation,
+bias correction.
 
 Banner, Nahshan, Soudry, "Post training 4-bit quantization of convolutional networks for
 rapid-deployment", NeurIPS 2019 (first as "ACIQ: Analytical Clipping for Integer
@@ -22,7 +23,6 @@ are torch.
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from dataclasses import dataclass
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import optimize, special, stats
-from torch import Tensor, nn
+from torch import Tensor
 
 from analysis.quant import check_bits, quantize_uniform
 
@@ -51,13 +51,9 @@ __all__ = [
     "allocate_bits",
     "allocation_mse",
     "bias_correct",
-    "clip_ranges",
-    "PTQConfig",
-    "quant_layers",
-    "layer_inputs",
-    "quantize_model",
-    "ptq_table",
-    "ptq_cli",
+    "TensorFit",
+    "fit_tensor",
+    "check_tensor",
 ]
 
 PRIORS = ("laplace", "gaussian")
@@ -99,7 +95,8 @@ def _bits_array(bits) -> np.ndarray:
     return m.astype(np.int64)
 
 
-def _check_tensor(x: Tensor, name: str = "x") -> Tensor:
+def check_tensor(x: Tensor, name: str = "x") -> Tensor:
+    """`x` as a float tensor, or a ValueError if it is empty or holds NaN/inf."""
     if not torch.is_tensor(x):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.numel() == 0:
@@ -208,6 +205,7 @@ def mse(alpha, scale, bits, prior: str, exact: bool = False, relu: bool = False)
     return _mse(alpha, scale, bits, _check_prior(prior), exact, relu)
 
 
+@functools.cache
 def optimal_alpha(bits: int, prior: str, exact: bool = False, relu: bool = False) -> float:
     """α*(M) = argmin_α MSE(α), in units of b (Laplace) or σ (Gaussian), for any M in 1..16.
 
@@ -262,7 +260,7 @@ def quant_range(alpha: float, bits: int, relu: bool = False, center: float = 0.0
 def measured_mse(x: Tensor, alpha, bits: int, relu: bool = False, center: float = 0.0):
     """mean((x − Q(x))²) with Q = `quantize_uniform(x, M, *quant_range(α, M))`, for one α
     or an array of α (returns a float or a numpy array)."""
-    x = _check_tensor(x).detach().double()
+    x = check_tensor(x).detach().double()
     alphas = _positive_array(alpha, "alpha")
     out = np.array([((x - quantize_uniform(x, bits, *quant_range(a, bits, relu, center))) ** 2).mean().item()
                     for a in alphas.ravel()]).reshape(alphas.shape)
@@ -276,7 +274,7 @@ class SortedTensor:
     `quantize_uniform`: [lo + kΔ, lo + (k+1)Δ) → lo + (k + ½)Δ, the outer ones open."""
 
     def __init__(self, x: Tensor):
-        x = _check_tensor(x).detach().double().flatten()
+        x = check_tensor(x).detach().double().flatten()
         self.values = np.sort(x.numpy())
         self.s1 = np.concatenate([[0.0], np.cumsum(self.values)])
         self.s2 = np.concatenate([[0.0], np.cumsum(self.values**2)])
@@ -326,7 +324,7 @@ class PriorFit:
 def fit_prior(x: Tensor, max_samples: int = 100_000, seed: int = 0) -> PriorFit:
     """Fit Laplace(μ, b) with b = mean|x − μ| and N(μ, σ²), and measure each fit by the
     KS statistic sup|F_n − F| (on at most `max_samples` values drawn without replacement)."""
-    x = _check_tensor(x).detach().double().flatten().numpy()
+    x = check_tensor(x).detach().double().flatten().numpy()
     mu = float(x.mean())
     b = float(np.abs(x - mu).mean())
     sigma = float(x.std())
@@ -337,6 +335,68 @@ def fit_prior(x: Tensor, max_samples: int = 100_000, seed: int = 0) -> PriorFit:
     ks_l = stats.kstest(x, "laplace", args=(mu, b)).statistic
     ks_g = stats.kstest(x, "norm", args=(mu, sigma)).statistic
     return PriorFit(mu, b, sigma, float(ks_l), float(ks_g))
+
+
+def _channel_view(v: Tensor, x: Tensor, dim: int) -> Tensor:
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    return v.reshape(shape)
+
+
+def _channel_stats(x: Tensor, dim: int | None, relu: bool) -> dict[str, Tensor]:
+    """Centre, Laplace b, Gaussian σ, min and max per channel (dim) or per tensor (None).
+
+    For a non-negative tensor (after ReLU) b and σ describe its positive part:
+    b = mean(x | x > 0), σ = sqrt(mean(x² | x > 0)) (a Laplace/Gaussian tail past 0)."""
+    x = x.detach().double()
+    x = x.movedim(dim, 0).flatten(1) if dim is not None else x.reshape(1, -1)
+    lo, hi = x.min(1).values, x.max(1).values
+    if relu:
+        pos = (x > 0).double()
+        count = pos.sum(1).clamp_min(1)
+        b, sigma = (x * pos).sum(1) / count, ((x**2 * pos).sum(1) / count).sqrt()
+        mu = torch.zeros_like(b)
+    else:
+        mu = x.mean(1)
+        b, sigma = (x - mu[:, None]).abs().mean(1), x.std(1, unbiased=False)
+    return {"mu": mu, "b": b, "sigma": sigma, "min": lo, "max": hi}
+
+
+def _choose_prior(x: Tensor, relu: bool, st: dict[str, Tensor]) -> str:
+    """The prior with the smaller KS distance (on the positive part for a ReLU tensor)."""
+    if not relu:
+        return fit_prior(x).best
+    pos = x[x > 0].detach().double().flatten().numpy()
+    if pos.size < 2:
+        return "laplace"
+    pos = np.random.default_rng(0).choice(pos, min(pos.size, 100_000), replace=False)
+    b, s = st["b"].mean().item(), st["sigma"].mean().item()
+    ks_l = stats.kstest(pos, "expon", args=(0, b)).statistic
+    ks_g = stats.kstest(pos, "halfnorm", args=(0, s)).statistic
+    return "laplace" if ks_l <= ks_g else "gaussian"
+
+
+@dataclass(frozen=True)
+class TensorFit:
+    """How ACIQ sees one tensor: its prior, centre μ and scale (b or σ), and whether it is
+    non-negative (after ReLU: then μ = 0 and the scale describes the positive part)."""
+
+    prior: str
+    center: float
+    scale: float
+    relu: bool
+
+
+def fit_tensor(x: Tensor, prior: str | None = None) -> TensorFit:
+    """Fit a whole tensor: `prior` (default: the one with the smaller KS distance) and its scale."""
+    x = check_tensor(x)
+    relu = bool((x >= 0).all())
+    st = _channel_stats(x, None, relu)
+    prior = _check_prior(prior) if prior else _choose_prior(x, relu, st)
+    scale = (st["b"] if prior == "laplace" else st["sigma"]).item()
+    if not scale > 0:
+        raise ValueError("the tensor is constant (or all zeros): no scale to fit")
+    return TensorFit(prior, st["mu"].item(), scale, relu)
 
 
 # --- per-channel bit allocation --------------------------------------------------------------
@@ -391,8 +451,8 @@ def allocation_mse(scales, bits_per_channel, prior: str, exact: bool = False) ->
 def bias_correct(w_q: Tensor, w: Tensor, scale: bool = False) -> Tensor:
     """Per output channel c (axis 0): W_q[c] ← W_q[c] − mean(W_q[c]) + mean(W[c]); with
     scale=True also stretch by std(W[c])/std(W_q[c]) so the channel's std matches too."""
-    w = _check_tensor(w, "w")
-    w_q = _check_tensor(w_q, "w_q")
+    w = check_tensor(w, "w")
+    w_q = check_tensor(w_q, "w_q")
     if w.shape != w_q.shape:
         raise ValueError(f"w_q and w must have the same shape, got {tuple(w_q.shape)} and {tuple(w.shape)}")
     dims = tuple(range(1, w.dim()))
@@ -404,245 +464,3 @@ def bias_correct(w_q: Tensor, w: Tensor, scale: bool = False) -> Tensor:
     sq, s = w_q.std(dims, keepdim=True, unbiased=False), w.std(dims, keepdim=True, unbiased=False)
     ratio = torch.where(sq > 0, s / sq.clamp_min(torch.finfo(sq.dtype).tiny), torch.ones_like(sq))
     return (w_q - mq) * ratio + m
-
-
-# --- post-training quantization of a model ----------------------------------------------------
-
-@functools.cache
-def _alpha_star(bits: int, prior: str, exact: bool, relu: bool) -> float:
-    return optimal_alpha(bits, prior, exact, relu)
-
-
-def _channel_view(v: Tensor, x: Tensor, dim: int) -> Tensor:
-    shape = [1] * x.dim()
-    shape[dim] = -1
-    return v.reshape(shape)
-
-
-def _quantize_channels(x: Tensor, bits, lo: Tensor, hi: Tensor, dim: int) -> Tensor:
-    """quantize_uniform along channel axis `dim`: channel c gets bits[c] over [lo[c], hi[c]]
-    (bits: an int for all channels, or an int array; lo, hi: scalars or one per channel)."""
-    if lo.dim() == 0:
-        return quantize_uniform(x, int(bits), lo, hi)
-    bits = np.broadcast_to(np.asarray(bits), (x.shape[dim],))
-    out = torch.empty_like(x)
-    for m in np.unique(bits):
-        idx = torch.from_numpy(np.flatnonzero(bits == m)).to(x.device)
-        xs = x.index_select(dim, idx)
-        out.index_copy_(dim, idx, quantize_uniform(xs, int(m), _channel_view(lo[idx], xs, dim),
-                                                  _channel_view(hi[idx], xs, dim)))
-    return out
-
-
-def _channel_stats(x: Tensor, dim: int | None, relu: bool) -> dict[str, Tensor]:
-    """Centre, Laplace b, Gaussian σ, min and max per channel (dim) or per tensor (None).
-
-    For a non-negative tensor (after ReLU) b and σ describe its positive part:
-    b = mean(x | x > 0), σ = sqrt(mean(x² | x > 0)) (a Laplace/Gaussian tail past 0)."""
-    x = x.detach().double()
-    x = x.movedim(dim, 0).flatten(1) if dim is not None else x.reshape(1, -1)
-    lo, hi = x.min(1).values, x.max(1).values
-    if relu:
-        pos = (x > 0).double()
-        count = pos.sum(1).clamp_min(1)
-        b, sigma = (x * pos).sum(1) / count, ((x**2 * pos).sum(1) / count).sqrt()
-        mu = torch.zeros_like(b)
-    else:
-        mu = x.mean(1)
-        b, sigma = (x - mu[:, None]).abs().mean(1), x.std(1, unbiased=False)
-    return {"mu": mu, "b": b, "sigma": sigma, "min": lo, "max": hi}
-
-
-def _choose_prior(x: Tensor, relu: bool, st: dict[str, Tensor]) -> str:
-    """The prior with the smaller KS distance (on the positive part for a ReLU tensor)."""
-    if not relu:
-        return fit_prior(x).best
-    pos = x[x > 0].detach().double().flatten().numpy()
-    if pos.size < 2:
-        return "laplace"
-    pos = np.random.default_rng(0).choice(pos, min(pos.size, 100_000), replace=False)
-    b, s = st["b"].mean().item(), st["sigma"].mean().item()
-    ks_l = stats.kstest(pos, "expon", args=(0, b)).statistic
-    ks_g = stats.kstest(pos, "halfnorm", args=(0, s)).statistic
-    return "laplace" if ks_l <= ks_g else "gaussian"
-
-
-def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = None,
-                allocate: bool = False, relu: bool | None = None, exact: bool = False):
-    """Bits and clipping range [lo, hi] of `x`, per tensor (dim=None) or per channel along `dim`.
-
-    method "minmax": [min, max] (a ReLU tensor: `relu_range(max)`, so 0 stays a level);
-    "aciq": [μ − α, μ + α] with α = α*(M)·b (or σ, whichever prior fits better by KS),
-    never wider than [min, max]; allocate=True (per channel): bits per channel by
-    `allocate_bits` with average `bits`. Returns (bits: int or int array, lo, hi: tensors).
-    """
-    if method not in ("minmax", "aciq"):
-        raise ValueError(f"method must be 'minmax' or 'aciq', got {method!r}")
-    if allocate and dim is None:
-        raise ValueError("bit allocation is per channel: give dim")
-    x = _check_tensor(x)
-    relu = bool((x >= 0).all()) if relu is None else relu
-    st = _channel_stats(x, dim, relu)
-    scale_prior = _choose_prior(x, relu, st) if method == "aciq" else "laplace"
-    scale = st["b"] if scale_prior == "laplace" else st["sigma"]
-    tiny = max(scale.max().item(), 1e-12) * 1e-6  # dead channels (all zero) get the fewest bits
-    ch_bits = allocate_bits(scale.clamp_min(tiny).numpy(), bits) if allocate else np.full(scale.numel(), bits)
-    if method == "minmax":
-        alpha = st["max"] if relu else None
-    else:
-        a_star = [_alpha_star(int(m), scale_prior, exact, relu) for m in ch_bits]
-        alpha = torch.tensor(a_star, dtype=torch.float64) * scale
-        cap = st["max"] if relu else torch.maximum(st["max"] - st["mu"], st["mu"] - st["min"])
-        alpha = torch.minimum(alpha, cap)
-    if relu:
-        alpha = alpha.clamp_min(tiny)
-        delta = 2 * alpha / (2.0 ** (torch.from_numpy(ch_bits).double() + 1) - 1)
-        lo, hi = -delta / 2, alpha  # relu_range, vectorized
-    elif method == "minmax":
-        lo, hi = st["min"], torch.maximum(st["max"], st["min"] + tiny)
-    else:
-        lo, hi = torch.maximum(st["mu"] - alpha, st["min"]), torch.minimum(st["mu"] + alpha, st["max"])
-        hi = torch.maximum(hi, lo + tiny)
-    if dim is None:
-        return int(ch_bits[0]), lo[0].to(x.dtype), hi[0].to(x.dtype)
-    return ch_bits, lo.to(x.dtype), hi.to(x.dtype)
-
-
-@dataclass(frozen=True)
-class PTQConfig:
-    """One post-training method: bits, clipping, bit allocation, bias correction."""
-
-    w_bits: int = 4
-    a_bits: int = 4
-    method: str = "minmax"          # "minmax" (naive) or "aciq"
-    allocate: bool = False          # per-channel bit allocation (weights and activations)
-    bias_correction: bool = False   # per-channel mean and std of the weights restored
-    end_bits: int = 8               # first and last layer (weights and inputs)
-    exact: bool = False             # α* of the exact MSE instead of the paper's approximation
-
-
-class _InputQuantizer:
-    """Forward pre-hook: quantize the layer's input with fixed (calibrated) ranges."""
-
-    def __init__(self, bits, lo: Tensor, hi: Tensor, dim: int | None):
-        self.bits, self.lo, self.hi, self.dim = bits, lo.float(), hi.float(), dim
-
-    def __call__(self, module, args):
-        (x, *rest) = args
-        return (_quantize_channels(x, self.bits, self.lo, self.hi, self.dim or 0), *rest)
-
-
-def quant_layers(model: nn.Module) -> list[nn.Module]:
-    """The layers PTQ quantizes, in forward order: every nn.Linear and nn.Conv2d."""
-    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-
-
-@torch.no_grad()
-def layer_inputs(model: nn.Module, x: Tensor, batch_size: int = 100) -> list[Tensor]:
-    """The input of every `quant_layers` layer on the calibration data x (eval mode)."""
-    layers, seen = quant_layers(model), {}
-    hooks = [m.register_forward_pre_hook(lambda m, a, i=i: seen.setdefault(i, []).append(a[0].detach()))
-             for i, m in enumerate(layers)]
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(0, len(x), batch_size):
-            model(x[i:i + batch_size])
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return [torch.cat(seen[i]) for i in range(len(layers))]
-
-
-@torch.no_grad()
-def quantize_model(model: nn.Module, calibration: Tensor, cfg: PTQConfig,
-                   inputs: list[Tensor] | None = None) -> nn.Module:
-    """A quantized copy of `model`: weights replaced by their quantized values (per output
-    channel), inputs of every Linear/Conv2d quantized by a forward pre-hook with ranges
-    calibrated on `calibration` (per tensor, or per channel with bit allocation); the first
-    and last layers at `cfg.end_bits`. The float model is left untouched."""
-    check_bits(cfg.w_bits), check_bits(cfg.a_bits), check_bits(cfg.end_bits)
-    inputs = layer_inputs(model, calibration) if inputs is None else inputs
-    q = copy.deepcopy(model).eval()
-    layers = quant_layers(q)
-    for i, (layer, x_in) in enumerate(zip(layers, inputs)):
-        end = i in (0, len(layers) - 1)
-        wb, ab = (cfg.end_bits, cfg.end_bits) if end else (cfg.w_bits, cfg.a_bits)
-        allocate = cfg.allocate and not end
-        w = layer.weight.detach()
-        bits, lo, hi = clip_ranges(w, wb, cfg.method, dim=0, allocate=allocate, relu=False, exact=cfg.exact)
-        w_q = _quantize_channels(w, bits, lo, hi, 0)
-        if cfg.bias_correction and not end:
-            w_q = bias_correct(w_q, w, scale=True)
-        layer.weight.copy_(w_q)
-        a_dim = 1 if allocate else None
-        bits, lo, hi = clip_ranges(x_in, ab, cfg.method, dim=a_dim, allocate=allocate, exact=cfg.exact)
-        layer.register_forward_pre_hook(_InputQuantizer(bits, lo, hi, a_dim))
-    return q
-
-
-def ptq_table(model: nn.Module, calibration: Tensor, test: tuple[Tensor, Tensor], w_bits: int = 4,
-              a_bits: int = 4, exact: bool = False) -> list[dict]:
-    """Accuracy of float, W8A8 naive, and W{w}A{a}: naive min–max, + ACIQ clipping,
-    + bit allocation, + bias correction (each row adds one method)."""
-    from analysis.training import evaluate
-
-    inputs = layer_inputs(model, calibration)
-    rows = [("float", None),
-            ("W8A8 naive", PTQConfig(8, 8)),
-            (f"W{w_bits}A{a_bits} naive", PTQConfig(w_bits, a_bits)),
-            ("+ ACIQ clipping", PTQConfig(w_bits, a_bits, "aciq", exact=exact)),
-            ("+ bit allocation", PTQConfig(w_bits, a_bits, "aciq", True, exact=exact)),
-            ("+ bias correction", PTQConfig(w_bits, a_bits, "aciq", True, True, exact=exact))]
-    out = []
-    for name, cfg in rows:
-        qm = model if cfg is None else quantize_model(model, calibration, cfg, inputs)
-        _, error = evaluate(qm, test)
-        out.append({"method": name, "accuracy": 1 - error})
-    return out
-
-
-def ptq_cli(argv: list[str]) -> int:
-    """python -m analysis ptq --run RUN --w-bits 4 --a-bits 4: the post-training accuracy table."""
-    import argparse
-    import json
-    import sys
-    from pathlib import Path
-
-    from analysis import data, models
-    from analysis.training import CHECKPOINT, load_checkpoint
-
-    p = argparse.ArgumentParser(prog="python -m analysis ptq",
-                                description="Post-training quantization (ACIQ) of a run written by "
-                                            "`python -m analysis train`: accuracy per method.")
-    p.add_argument("--run", required=True, help="run folder (config.json, checkpoint.pt)")
-    p.add_argument("--w-bits", type=int, default=4)
-    p.add_argument("--a-bits", type=int, default=4)
-    p.add_argument("--calibration", type=int, default=200, help="training images for activation statistics")
-    p.add_argument("--exact", action="store_true", help="α* of the exact MSE instead of the paper's")
-    p.add_argument("--json", default=None, help="also write the table as JSON here")
-    a = p.parse_args(argv)
-    run = Path(a.run)
-    try:
-        check_bits(a.w_bits), check_bits(a.a_bits)
-        config = json.loads((run / "config.json").read_text())
-        options = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_options"].items()}
-        model = models.build(config["model"], **options)
-        model.load_state_dict(load_checkpoint(run / CHECKPOINT)["model"])
-        x_train, _ = data.load(config["dataset"], "train")
-        test = data.load(config["dataset"], "test")
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    g = torch.Generator().manual_seed(0)
-    calibration = x_train[torch.randperm(len(x_train), generator=g)[:a.calibration]]
-    rows = ptq_table(model, calibration, test, a.w_bits, a.a_bits, a.exact)
-    print(f"{config['model']} on {config['dataset']} ({run}); calibration: {len(calibration)} images")
-    print(f"{'method':<22}{'accuracy':>9}")
-    for r in rows:
-        print(f"{r['method']:<22}{100 * r['accuracy']:>8.2f}%")
-    if a.json:
-        Path(a.json).write_text(json.dumps({"run": str(run), "w_bits": a.w_bits, "a_bits": a.a_bits,
-                                            "rows": rows}, indent=1))
-    return 0
