@@ -22,6 +22,7 @@ from torch import Tensor
 
 from analysis import clipping as C
 from analysis.plots.clipping import quantizer_panel
+from analysis.quant import check_bits
 from analysis.widgets import Dashboard, dashboard
 
 __all__ = ["TensorView", "sample_tensors", "make_callback", "clipping_callback", "clipping_widget"]
@@ -105,7 +106,7 @@ def make_callback(tensors: dict[str, Tensor]) -> Callable[..., tuple]:
         if tensor not in views:
             raise ValueError(f"unknown tensor {tensor!r}; known: {', '.join(views)}")
         view = views[tensor]
-        C.check_bits(bits)
+        check_bits(bits)
         if not clip > 0:
             raise ValueError(f"the clipping value must be > 0, got {clip}")
         numbers = view.numbers(bits, clip)
