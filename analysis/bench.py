@@ -491,3 +491,52 @@ def minima(argv: list[str]) -> int:
                         "ratio": t_seq / t_batched, "cpu_ratio": c_seq / c_batched,
                         "max_weight_difference": diff, "same_class": same})
     return 0
+
+
+def widgets(argv: list[str]) -> int:
+    """The clipping widget's callback (statistics, curves, figure) vs drawing its figure alone,
+    for a tensor of --n values (lesson 03; the issue asks ≤ 150 ms median for 10^6 values)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.widgets.clipping import make_callback, sample_tensors
+
+    p = argparse.ArgumentParser(prog="python -m analysis bench widgets", description=widgets.__doc__)
+    p.add_argument("--n", type=int, default=10**6, help="values in the tensor")
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+
+    t0 = time.perf_counter()
+    callback = make_callback(sample_tensors(a.n))
+    setup = time.perf_counter() - t0
+    state = {"bits": 0}
+
+    def move_slider() -> None:  # a new bit width, curves recomputed (cache emptied): the worst case
+        state["bits"] = state["bits"] % 8 + 1
+        callback.views["Laplace samples"]._curves.clear()
+        fig, _ = callback(bits=state["bits"], clip=4.0, tensor="Laplace samples")
+        plt.close(fig)
+
+    def move_clip() -> None:  # same bits, new α: what dragging the clipping slider costs
+        state["bits"] += 1
+        fig, _ = callback(bits=4, clip=2.0 + state["bits"] % 7, tensor="Laplace samples")
+        plt.close(fig)
+
+    t_bits = median_time(move_slider, a.repeat, warmup=8)
+    t_clip = median_time(move_clip, a.repeat)
+    fig, _ = callback(bits=4, clip=4.0, tensor="Laplace samples")
+    t_draw = median_time(fig.canvas.draw, a.repeat)
+    plt.close(fig)
+    print(f"clipping widget, {a.n:,} values (views built once in {setup:.2f} s), torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"  callback, bits changed:  {1e3 * t_bits:7.1f} ms median")
+    print(f"  callback, clip changed:  {1e3 * t_clip:7.1f} ms median")
+    print(f"  drawing the figure alone:{1e3 * t_draw:7.1f} ms median  "
+          f"(callback/draw = {t_bits / t_draw:.2f})")
+    write_json(a.json, {"benchmark": "widgets", "widget": "clipping", "n": a.n, "setup_seconds": setup,
+                        "seconds": {"callback_bits": t_bits, "callback_clip": t_clip, "draw": t_draw},
+                        "ratio": t_bits / t_draw})
+    return 0
