@@ -140,6 +140,9 @@ def test_hessian_matches_finite_differences(loss):
         fd[:, :, k] = (grads[0] - grads[1]) / (2 * eps)
     torch.testing.assert_close(H, fd, atol=1e-7, rtol=1e-6)
     torch.testing.assert_close(H, H.transpose(1, 2))
+    torch.testing.assert_close(H, L.hessian_reference(W, z, X, y, loss=loss))
+    torch.testing.assert_close(L.hessians(W, z, X, y, activation="relu", loss=loss),
+                               L.hessian_reference(W, z, X, y, activation="relu", loss=loss))
 
 
 def test_lanczos_matches_exact_extremes():
