@@ -37,6 +37,7 @@ __all__ = [
     "conv_net_predictor", "conv_net_predictor_by_layers", "fc_net_predictor",
     "fourier_coefficients", "fourier_sparsity", "NetRecord", "train_linear_net",
     "bridge_solution", "angle_between", "FourierBias", "fourier_bias", "evaluate", "move_point",
+    "lesson_settings",
 ]
 
 LOSSES = ("logistic", "exponential")
@@ -81,6 +82,19 @@ def angle_between(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     u, v = np.asarray(u, float), np.asarray(v, float)
     cos = np.sum(u * v, axis=-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
     return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+SETTINGS = {
+    "fast": {"steps": 100_000, "multiclass_steps": 10_000, "fourier_seeds": 3,
+             "fourier_steps": 1000},
+    "normal": {"steps": 1_000_000, "multiclass_steps": 100_000, "fourier_seeds": 8,
+               "fourier_steps": 4000},
+}
+
+
+def lesson_settings(fast: bool) -> dict:
+    """Sizes of lesson 05 (GD iterations, multi-class iterations, Fourier-bias seeds and steps)."""
+    return dict(SETTINGS["fast" if fast else "normal"])
 
 
 # --------------------------------------------------------------------------- 1. max margin

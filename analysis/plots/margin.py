@@ -61,8 +61,7 @@ def data_and_trajectory(X, y, record: GDRecord, times: Sequence[int] = (10, 100,
     aw.plot(ray[:, 0], ray[:, 1], "--", color=PALETTE["paper"], label="ŵ log t (theory)")
     aw.scatter(*record.w[-1], color=PALETTE["binary"], zorder=3,
                label=f"t = {record.t[-1]:,}")
-    aw.set(xlabel="$w_1$", ylabel="$w_2$", aspect="equal",
-           title="weights: ‖w‖ grows like log t")
+    aw.set(xlabel="$w_1$", ylabel="$w_2$", title="weights: ‖w‖ grows like log t")
     aw.legend(fontsize=7)
     return fig
 
