@@ -54,6 +54,9 @@ __all__ = [
     "TensorFit",
     "fit_tensor",
     "check_tensor",
+    "mse_terms",
+    "compare_at_optimum",
+    "format_rows",
 ]
 
 PRIORS = ("laplace", "gaussian")
@@ -464,3 +467,51 @@ def bias_correct(w_q: Tensor, w: Tensor, scale: bool = False) -> Tensor:
     sq, s = w_q.std(dims, keepdim=True, unbiased=False), w.std(dims, keepdim=True, unbiased=False)
     ratio = torch.where(sq > 0, s / sq.clamp_min(torch.finfo(sq.dtype).tiny), torch.ones_like(sq))
     return (w_q - mq) * ratio + m
+
+
+# --- the lesson's tables -----------------------------------------------------------------------
+
+def mse_terms(alpha, scale, bits: int, prior: str) -> dict[str, np.ndarray]:
+    """The two terms of the paper's approximation over α: the clipping noise
+    E[(|X| − α)²; |X| > α] and the rounding noise α²/(3·4^M)."""
+    a = _positive_array(alpha, "alpha") / float(_positive_array(scale, "scale"))
+    bits = check_bits(bits)
+    s2 = float(scale) ** 2
+    return {"clipping": _clip_noise(a, _check_prior(prior)) * s2, "rounding": a**2 / (3.0 * 4.0**bits) * s2}
+
+
+def compare_at_optimum(samples: dict[str, Tensor], bits=range(1, 9)) -> list[dict]:
+    """Exact and paper's MSE against the measured one, at the paper's α* and at the exact α*.
+
+    samples: prior name → samples of the unit prior (Laplace b = 1, N(0, 1)). Each row:
+    prior, bits, alpha_paper, alpha_exact, and the relative differences (analytic/measured − 1)
+    exact_vs_measured and paper_vs_measured at the paper's α*, and the same at the exact α*
+    (keys ending in _at_exact)."""
+    rows = []
+    for prior, x in samples.items():
+        st = SortedTensor(x)
+        for m in bits:
+            row = {"prior": _check_prior(prior), "bits": m,
+                   "alpha_paper": optimal_alpha(m, prior), "alpha_exact": optimal_alpha(m, prior, exact=True)}
+            for key, a in (("", row["alpha_paper"]), ("_at_exact", row["alpha_exact"])):
+                measured = st.mse(a, m)
+                row["exact_vs_measured" + key] = mse(a, 1.0, m, prior, exact=True) / measured - 1
+                row["paper_vs_measured" + key] = mse(a, 1.0, m, prior) / measured - 1
+                row["paper_vs_exact" + key] = mse(a, 1.0, m, prior) / mse(a, 1.0, m, prior, exact=True) - 1
+            rows.append(row)
+    return rows
+
+
+def format_rows(rows: list[dict], columns: dict[str, str]) -> str:
+    """A plain-text table: columns maps a row key to its format, e.g. {"bits": "{:>4}", "x": "{:8.3f}"}."""
+    def cell(fmt: str, v) -> str:
+        return fmt.format(v)
+
+    widths = [len(cell(f, rows[0][k])) if rows else len(k) for k, f in columns.items()]
+    head = "  ".join(k.rjust(max(w, len(k))) for k, w in zip(columns, widths))
+    lines = [head]
+    for r in rows:
+        cells = (cell(f, r[k]).rjust(max(w, len(k))) for (k, f), w in zip(columns.items(), widths))
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+

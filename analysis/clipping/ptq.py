@@ -28,7 +28,37 @@ from analysis.clipping.mse import (
 from analysis.quant import check_bits, quantize_uniform
 
 __all__ = ["clip_ranges", "PTQConfig", "quant_layers", "layer_inputs", "fold_bn_scale_",
-           "quantize_model", "ptq_table", "ptq_cli"]
+           "quantize_model", "ptq_table", "ptq_cli", "SETTINGS", "lesson_settings", "lesson_model"]
+
+# Sizes of lesson 03 per mode: samples for the MSE curves, the CNN trained on mnist5k, and the
+# calibration set of post-training quantization.
+SETTINGS: dict[str, dict] = {
+    "normal": {"samples": 10**6, "width": 16, "epochs": 6, "train_size": 4000, "calibration": 1000},
+    "fast": {"samples": 10**5, "width": 8, "epochs": 2, "train_size": 1500, "calibration": 300},
+}
+
+
+def lesson_settings(fast: bool) -> dict:
+    """A copy of SETTINGS["fast"] or SETTINGS["normal"]."""
+    return dict(SETTINGS["fast" if fast else "normal"])
+
+
+def lesson_model(settings: dict, seed: int = 0, progress: bool = False):
+    """The float CNN of lesson 03 trained on mnist5k with `settings` (width, epochs,
+    train_size, calibration): returns (model, history, calibration images, (X_test, y_test))."""
+    from analysis import data, models
+    from analysis.training import fit
+
+    x, y = data.load("mnist5k", "train")
+    test = data.load("mnist5k", "test")
+    x, y = x[:settings["train_size"]], y[:settings["train_size"]]
+    torch.manual_seed(seed)
+    model = models.build("cnn", in_shape=tuple(x.shape[1:]), num_classes=10, width=settings["width"])
+    history = fit(model, (x, y), test_data=test, epochs=settings["epochs"], lr=1e-3, lr_final=1e-4,
+                  seed=seed, progress=progress)
+    g = torch.Generator().manual_seed(seed)
+    calibration = x[torch.randperm(len(x), generator=g)[:settings["calibration"]]]
+    return model.eval(), history, calibration, test
 
 
 def _quantize_channels(x: Tensor, bits, lo: Tensor, hi: Tensor, dim: int) -> Tensor:

@@ -14,13 +14,30 @@ from matplotlib.ticker import NullLocator
 
 from analysis.plots import PALETTE, new_figure
 
-__all__ = ["quantizer_panel", "mse_curves", "alpha_table_figure", "ptq_figure"]
+__all__ = ["noise_terms", "quantizer_panel", "mse_curves", "alpha_table_figure", "ptq_figure"]
 
 CURVE_STYLE = {
     "measured": dict(ls="none", marker="o", ms=3, color=PALETTE["binary"], label="measured"),
     "exact": dict(ls="-", color=PALETTE["float"], label="exact (this quantizer)"),
     "paper": dict(ls="--", color=PALETTE["paper"], label="paper's approximation"),
 }
+
+
+def noise_terms(grid: np.ndarray, terms: dict[str, np.ndarray], bits: int, unit: str = "b",
+                title: str = "") -> Figure:
+    """Clipping noise, rounding noise and their sum vs α (the paper's approximation)."""
+    fig, ax = new_figure(1, width=5.0, height=3.4)
+    ax.plot(grid, terms["clipping"], color=PALETTE["binary"], label="clipping noise")
+    ax.plot(grid, terms["rounding"], color=PALETTE["accent"], label=f"rounding noise α²/(3·4^{bits})")
+    total = terms["clipping"] + terms["rounding"]
+    ax.plot(grid, total, "k-", lw=2, label="sum")
+    i = int(np.argmin(total))
+    ax.plot(grid[i], total[i], "k*", ms=12, label=f"minimum near α = {grid[i]:.2f}{unit}")
+    ax.set_yscale("log")
+    ax.set(xlabel=f"clipping α / {unit}", ylabel=f"MSE / {unit}²", title=title or f"{bits} bits",
+           ylim=(total.min() / 20, total.max() * 2))
+    ax.legend(fontsize=7)
+    return fig
 
 
 def quantizer_panel(edges: np.ndarray, counts: np.ndarray, levels: np.ndarray, lo: float, hi: float,
