@@ -193,3 +193,24 @@ def test_bad_inputs_give_clear_errors():
         C.allocate_bits([1.0, 0.0], 4)
     with pytest.raises(ValueError, match="same shape"):
         C.bias_correct(torch.zeros(2, 3), torch.zeros(3, 2))
+
+
+def test_lesson_helpers(samples):
+    grid = np.linspace(0.5, 10, 20)
+    for prior in C.PRIORS:
+        terms = C.mse_terms(grid, 2.0, 3, prior)
+        assert terms["clipping"] + terms["rounding"] == pytest.approx(C.mse(grid, 2.0, 3, prior))
+    small = {p: x[:100_000] for p, x in samples.items()}
+    rows = C.compare_at_optimum(small, bits=(2, 6))
+    expected = [("laplace", 2), ("laplace", 6), ("gaussian", 2), ("gaussian", 6)]
+    assert [(r["prior"], r["bits"]) for r in rows] == expected
+    assert all(abs(r["exact_vs_measured"]) < 0.1 and r["paper_vs_exact"] < 0 for r in rows)
+    assert rows[0]["paper_vs_measured"] < -0.2
+    curves = C.curve_rows(small["gaussian"], "gaussian", bits=(2, 4), grid=grid)
+    assert [c["bits"] for c in curves] == [2, 4] and curves[0]["measured"].shape == grid.shape
+    text = C.format_rows(rows, {"prior": "{}", "bits": "{:d}", "alpha_exact": "{:.3f}"})
+    assert text.splitlines()[0].split() == ["prior", "bits", "alpha_exact"] and len(text.splitlines()) == 5
+    w = torch.randn(3, 50, generator=torch.Generator().manual_seed(0)) * torch.tensor([[1.0], [2.0], [4.0]])
+    b = C.channel_scales(w)
+    assert b.shape == (3,) and b[0] < b[1] < b[2]
+    assert C.lesson_settings(True)["samples"] < C.lesson_settings(False)["samples"]

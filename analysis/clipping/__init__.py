@@ -22,8 +22,10 @@ from analysis.clipping.mse import (
     allocation_mse,
     alpha_table,
     bias_correct,
+    channel_scales,
     check_tensor,
     compare_at_optimum,
+    curve_rows,
     fit_prior,
     fit_tensor,
     format_rows,
@@ -56,5 +58,5 @@ __all__ = [
     "mse_gaussian", "mse_laplace", "mse_terms", "compare_at_optimum", "format_rows", "optimal_alpha",
     "quant_range", "relu_range",
     "PTQConfig", "clip_ranges", "fold_bn_scale_", "layer_inputs", "ptq_cli", "ptq_table", "quant_layers",
-    "quantize_model", "SETTINGS", "lesson_settings", "lesson_model",
+    "quantize_model", "SETTINGS", "lesson_settings", "lesson_model", "curve_rows", "channel_scales",
 ]

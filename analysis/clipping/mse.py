@@ -57,6 +57,8 @@ __all__ = [
     "mse_terms",
     "compare_at_optimum",
     "format_rows",
+    "curve_rows",
+    "channel_scales",
 ]
 
 PRIORS = ("laplace", "gaussian")
@@ -514,4 +516,19 @@ def format_rows(rows: list[dict], columns: dict[str, str]) -> str:
         cells = (cell(f, r[k]).rjust(max(w, len(k))) for (k, f), w in zip(columns.items(), widths))
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def curve_rows(x: Tensor, prior: str, bits=(2, 4, 8), grid=None) -> list[dict]:
+    """MSE over α for each bit width: exact, paper's and measured on x (samples of the unit
+    prior, b = 1 or σ = 1). grid: α values (default 0.25..14 in 60 steps)."""
+    grid = np.linspace(0.25, 14, 60) if grid is None else np.asarray(grid, dtype=np.float64)
+    st = SortedTensor(x)
+    return [{"bits": m, "grid": grid, "exact": mse(grid, 1.0, m, prior, exact=True),
+             "paper": mse(grid, 1.0, m, prior), "measured": st.mse(grid, m)} for m in bits]
+
+
+def channel_scales(w: Tensor) -> np.ndarray:
+    """Laplace scale b_c = mean|w − mean(w_c)| of every output channel c (axis 0) of a weight."""
+    w = check_tensor(w, "w").detach().double().flatten(1)
+    return (w - w.mean(1, keepdim=True)).abs().mean(1).numpy()
 
