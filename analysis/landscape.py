@@ -56,9 +56,13 @@ __all__ = [
     "interpolate_1d",
     "filter_normalized_direction",
     "slice_2d",
+    "v_shape_example",
+    "SETTINGS",
+    "lesson_settings",
     "SWEEPS",
     "sweep",
     "markdown_table",
+    "shipped_sweep",
     "experiment_cli",
 ]
 
@@ -93,8 +97,9 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
     "random": standard normal inputs, random labels (`random_labels`);
     "teacher": standard normal inputs labelled by a one-hidden-layer leaky-ReLU teacher
     (`analysis.data`'s "teacher", option hidden=4);
-    "mnist5k": the first n training digits of two classes (option classes=(0, 1)), projected
-    on their top-d0 principal components and scaled to unit variance per component.
+    "mnist5k": the first n training digits, labelled odd (+1) vs even (−1) (or option
+    classes=(a, b): the first n digits of classes a (−1) and b (+1)), projected on their top-d0
+    principal components and scaled to unit variance per component.
     """
     from analysis import data
 
@@ -106,20 +111,25 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
         X, y = data.load("teacher", n=n, d=d0, hidden=hidden, activation="leaky_relu", seed=seed)
         return X.to(DTYPE), data.to_pm1(y).to(DTYPE)
     if name == "mnist5k":
-        a, b = options.get("classes", (0, 1))
+        classes = options.get("classes", "parity")
         X, y = data.load("mnist5k", "train")
-        keep = (y == a) | (y == b)
-        X, y = X[keep].flatten(1).to(DTYPE), y[keep]
+        if classes == "parity":  # odd digits +1, even −1: not linearly separable
+            label = (y % 2).to(DTYPE) * 2 - 1
+            X = X.flatten(1).to(DTYPE)
+        else:
+            a, b = classes
+            keep = (y == a) | (y == b)
+            X, label = X[keep].flatten(1).to(DTYPE), torch.where(y[keep] == a, -1.0, 1.0)
         if n > len(X):
-            raise ValueError(f"mnist5k has only {len(X)} training digits of classes {a}, {b}; "
-                             f"asked for n={n}")
-        X, y = X[:n], y[:n]
+            raise ValueError(f"mnist5k has only {len(X)} training digits for classes "
+                             f"{classes}; asked for n={n}")
+        X, label = X[:n], label[:n].to(DTYPE)
         Xc = X - X.mean(0)
         _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
         if d0 > Vh.shape[0]:
             raise ValueError(f"d0={d0} is more than the {Vh.shape[0]} components of {n} digits")
         Z = Xc @ Vh[:d0].T
-        return Z / Z.std(0), torch.where(y == a, -1.0, 1.0).to(DTYPE)
+        return Z / Z.std(0), label
     raise ValueError(f"data must be one of {', '.join(DATASETS)}, got {name!r}")
 
 
@@ -617,7 +627,41 @@ def slice_2d(X: Tensor, y: Tensor, W: Tensor, z: Tensor, span: float = 1.0, poin
             "error": err.view(points, points)}
 
 
+# --------------------------------------------------------------------------- a bad minimum
+
+def v_shape_example() -> dict[str, Tensor]:
+    """A sub-optimal differentiable local minimum of a two-unit leaky-ReLU net, built by hand.
+
+    Inputs x_n = (1, t_n), t = −1, 0, 1, labels +1, −1, +1 (a V). At w_1 = (1, ½),
+    w_2 = (1, −½), z = (⅙, ⅙) both units are active on every sample, so nearby
+    f_n = (z_1 w_1 + z_2 w_2)·x_n is linear in v = z_1 w_1 + z_2 w_2, and v = (⅓, 0) is the
+    least-squares fit: every nearby point has a loss ≥ 4/9, f ≡ ⅓ and the middle sample is
+    misclassified. The same net at w = (−½, ±1), z = (0.8/0.255)(1, 1) has zero training
+    error and loss ≈ 0.08. Returns X, y, W_bad, z_bad, W_good, z_good (run axis first)."""
+    X = torch.tensor([[1.0, -1.0], [1.0, 0.0], [1.0, 1.0]], dtype=DTYPE)
+    y = torch.tensor([1.0, -1.0, 1.0], dtype=DTYPE)
+    return {"X": X, "y": y,
+            "W_bad": torch.tensor([[[1.0, 0.5], [1.0, -0.5]]], dtype=DTYPE),
+            "z_bad": torch.tensor([[1 / 6, 1 / 6]], dtype=DTYPE),
+            "W_good": torch.tensor([[[-0.5, 1.0], [-0.5, -1.0]]], dtype=DTYPE),
+            "z_good": torch.full((1, 2), 0.8 / 0.255, dtype=DTYPE)}
+
+
 # --------------------------------------------------------------------------- the sweep
+
+SETTINGS = {
+    "normal": dict(n=32, d0=6, widths=(1, 2, 3, 4, 6, 8, 12), runs=100, max_steps=4000,
+                   data=("random", "teacher"), quick_runs=100, slice_widths=(2, 8)),
+    "fast": dict(n=24, d0=5, widths=(1, 2, 4, 8), runs=30, max_steps=1500,
+                 data=("random", "teacher"), quick_runs=30, slice_widths=(2, 8)),
+}
+"""Sizes of lesson 06 per mode (the command line's sweep is `SWEEPS`)."""
+
+
+def lesson_settings(fast: bool) -> dict:
+    """The lesson's sizes: SETTINGS["fast"] when fast, else SETTINGS["normal"] (a copy)."""
+    return dict(SETTINGS["fast" if fast else "normal"])
+
 
 SWEEPS = {
     "normal": dict(n=64, d0=8, widths=(1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24), runs=100,
@@ -690,6 +734,18 @@ def example_slices(n: int, d0: int, widths: tuple[int, int], seed: int = 0,
             "line": interpolate_1d(X, y, (e.W0[r], e.z0[r]), (e.W[r], e.z[r])),
             "slice": slice_2d(X, y, e.W[r], e.z[r], span=1.0, points=31, seed=seed)}
     return out
+
+
+def shipped_sweep() -> dict:
+    """The normal-mode sweep of `python -m analysis experiment minima` shipped with the package
+    (analysis/results/minima.json): {"settings": ..., "rows": [...]}."""
+    import json
+
+    path = Path(__file__).resolve().parent / "results" / "minima.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m analysis experiment minima "
+                                f"--out runs/minima` and copy runs/minima/minima.json there")
+    return json.loads(path.read_text())
 
 
 def experiment_cli(argv: list[str]) -> int:

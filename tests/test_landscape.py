@@ -37,15 +37,9 @@ def saddle():
 
 
 def suboptimal_minimum():
-    """Inputs (1, t), t = −1, 0, 1, labels +1, −1, +1 (a V). Both units active on every sample,
-    so near this point f is linear: f_n = (z1 w1 + z2 w2)·x_n. With z1 w1 + z2 w2 = (1/3, 0),
-    the least-squares fit, every nearby point has a loss at least as large: a differentiable
-    local minimum with f ≡ 1/3 and the middle sample misclassified."""
-    X = torch.tensor([[1.0, -1.0], [1.0, 0.0], [1.0, 1.0]], dtype=D)
-    y = torch.tensor([1.0, -1.0, 1.0], dtype=D)
-    W = torch.tensor([[[1.0, 0.5], [1.0, -0.5]]], dtype=D)
-    z = torch.tensor([[1 / 6, 1 / 6]], dtype=D)
-    return X, y, W, z
+    """The hand-built V-shape minimum of `v_shape_example` (see its docstring)."""
+    ex = L.v_shape_example()
+    return ex["X"], ex["y"], ex["W_bad"], ex["z_bad"]
 
 
 def measure(X, y, W, z):
@@ -82,12 +76,13 @@ def test_constructed_suboptimal_minimum():
     dz = 1e-3 * torch.randn(500, 2, generator=g, dtype=D)
     around, _, _, _ = L.loss_and_grad(W + dW, z + dz, X, y)
     assert around.min().item() >= loss.item() - 1e-15
-    # and it is sub-optimal: the same two units placed at w = (−½, ±1) with z1 = z2 = c
-    # give f ∝ (0.35, −0.1, 0.35), zero training error and a lower loss
-    Wg = torch.tensor([[[-0.5, 1.0], [-0.5, -1.0]]], dtype=D)
-    zg = torch.full((1, 2), 0.8 / 0.255, dtype=D)
-    better, err_g, _, _ = L.loss_and_grad(Wg, zg, X, y)
+    # and it is sub-optimal: the same two units elsewhere have zero error and a lower loss
+    ex = L.v_shape_example()
+    better, err_g, _, _ = L.loss_and_grad(ex["W_good"], ex["z_good"], X, y)
     assert err_g.item() == 0 and better.item() < 0.1 < loss.item()
+    # with a barrier between them on the straight segment
+    line = L.interpolate_1d(X, y, (W[0], z[0]), (ex["W_good"][0], ex["z_good"][0]))
+    assert line["loss"].max() > loss.item() + 0.1
 
 
 def test_classify_kink_and_not_converged():
@@ -218,6 +213,11 @@ def test_make_data_sets():
         assert X.shape == (40, 5) and X.dtype == D and set(y.tolist()) == {-1.0, 1.0}
     X2, y2 = L.make_data("teacher", 40, 5, seed=1)
     torch.testing.assert_close(X, X2)
+    X, y = L.make_data("mnist5k", 30, 4)  # odd vs even digits on 4 principal components
+    assert X.shape == (30, 4) and set(y.tolist()) == {-1.0, 1.0}
+    torch.testing.assert_close(X.std(0), torch.ones(4, dtype=D))
+    with pytest.raises(ValueError, match="components"):
+        L.make_data("mnist5k", 5, 6)
 
 
 # --------------------------------------------------------------------------- slices

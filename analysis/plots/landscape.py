@@ -15,10 +15,10 @@ from matplotlib.figure import Figure
 from analysis.plots import PALETTE, new_figure
 
 __all__ = ["fraction_vs_params", "error_histograms", "endpoint_summary", "hessian_spectrum",
-           "slices_figure", "CLASS_COLORS"]
+           "interpolation_figure", "slices_figure", "CLASS_COLORS"]
 
 CLASS_COLORS = {"global": "#00798c", "suboptimal": "#d1495b", "saddle": "#edae49",
-                "kink": "#2e4057", "not_converged": "#8d8d8d"}
+                "kink": "#6a4c93", "not_converged": "#8d8d8d"}
 DATA_COLORS = ["#00798c", "#d1495b", "#edae49", "#66a182", "#2e4057"]
 
 
@@ -43,9 +43,13 @@ def fraction_vs_params(rows: Sequence[dict]) -> Figure:
                 label=f"{name}: sub-optimal DLM")
         ax_err.plot(x, [100 * r["mean_error"] for r in rs], "o-", color=c, label=name)
     runs = rows[0]["runs"] if rows else 0
+    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10)
+             if rows and min(r["P/N"] for r in rows) / 1.5 <= t <= max(r["P/N"] for r in rows) * 1.5]
     for a in (ax, ax_err):
         a.axvline(1.0, color=PALETTE["paper"], ls=":", lw=1)
         a.set_xscale("log")
+        a.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        a.minorticks_off()
         a.set_xlabel("#parameters / N = d1(d0+1)/N")
     ax.set(ylabel=f"fraction of {runs} runs", ylim=(-0.03, 1.03),
            title="runs ending at sub-optimal points")
@@ -105,6 +109,24 @@ def hessian_spectrum(spectra: dict[str, np.ndarray], bins: int = 40) -> Figure:
     ax.set_xscale("symlog", linthresh=1e-8)
     ax.set(xlabel="Hessian eigenvalue", ylabel="count", title="Hessian spectrum at the endpoint")
     ax.legend(fontsize=8)
+    return fig
+
+
+def interpolation_figure(line: dict, start: str = "θ_0", end: str = "θ_1",
+                         title: str | None = None) -> Figure:
+    """Loss and training error along θ(α) = (1−α)θ_0 + αθ_1 (a dict from `interpolate_1d`)."""
+    fig, (ax, ax_e) = new_figure(2, width=4.0, height=3.0)
+    a = np.asarray(line["alpha"])
+    ax.plot(a, np.asarray(line["loss"]), color=PALETTE["float"])
+    ax_e.plot(a, 100 * np.asarray(line["error"]), color=PALETTE["binary"])
+    for axis, ylabel in ((ax, "loss"), (ax_e, "training error (%)")):
+        axis.axvline(0, color=PALETTE["paper"], ls=":", lw=1)
+        axis.axvline(1, color=PALETTE["paper"], ls=":", lw=1)
+        axis.set(xlabel=f"α: {start} at 0, {end} at 1", ylabel=ylabel)
+    ax.set_title("loss along the segment")
+    ax_e.set_title("training error along the segment")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
