@@ -214,14 +214,14 @@ def weight_distance(model: nn.Module, reference: nn.Module | dict[str, Tensor]) 
 
 # --- fits ------------------------------------------------------------------------------------
 
-def _as_curve(t, d, t_min: float = 1) -> tuple[np.ndarray, np.ndarray]:
+def _as_curve(t, d, t_min: float = 1, t_max: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
     t, d = np.asarray(t, dtype=float), np.asarray(d, dtype=float)
     if t.shape != d.shape or t.ndim != 1:
         raise ValueError(f"t and d must be 1-D and of equal length, got shapes {t.shape} and {d.shape}")
-    keep = t >= t_min
+    keep = (t >= t_min) & (t <= t_max)
     t, d = t[keep], d[keep]
     if len(t) < 3:
-        raise ValueError(f"need at least 3 points with t >= {t_min} to fit, got {len(t)}")
+        raise ValueError(f"need at least 3 points with {t_min} <= t <= {t_max} to fit, got {len(t)}")
     if np.any(t <= 0) or not np.all(np.isfinite(d)):
         raise ValueError("t must be positive and d finite")
     return t, d
@@ -237,23 +237,30 @@ def _linear_fit(x: np.ndarray, d: np.ndarray) -> tuple[float, float, float]:
     return float(a), float(b), _r2(d, a + b * x)
 
 
-def fit_log(t: Sequence[float], d: Sequence[float], t_min: float = 1) -> tuple[float, float, float]:
-    """Least squares d ≈ a + b·log t (natural log) over points with t ≥ t_min → (a, b, R²)."""
-    t, d = _as_curve(t, d, t_min)
+def fit_log(t: Sequence[float], d: Sequence[float], t_min: float = 1,
+            t_max: float = math.inf) -> tuple[float, float, float]:
+    """Least squares d ≈ a + b·log t (natural log) over points with t_min ≤ t ≤ t_max → (a, b, R²)."""
+    t, d = _as_curve(t, d, t_min, t_max)
     return _linear_fit(np.log(t), d)
 
 
-def fit_sqrt(t: Sequence[float], d: Sequence[float], t_min: float = 1) -> tuple[float, float, float]:
+def fit_sqrt(t: Sequence[float], d: Sequence[float], t_min: float = 1,
+             t_max: float = math.inf) -> tuple[float, float, float]:
     """Least squares d ≈ a + c·√t (a random walk on a flat landscape) → (a, c, R²)."""
-    t, d = _as_curve(t, d, t_min)
+    t, d = _as_curve(t, d, t_min, t_max)
     return _linear_fit(np.sqrt(t), d)
 
 
-def fit_power(t: Sequence[float], d: Sequence[float], t_min: float = 1) -> tuple[float, float, float]:
-    """Least squares d ≈ c·t^p → (c, p, R²); R² is measured on d itself, like the other fits."""
+def fit_power(t: Sequence[float], d: Sequence[float], t_min: float = 1,
+              t_max: float = math.inf) -> tuple[float, float, float]:
+    """Least squares d ≈ c·t^p → (c, p, R²); R² is measured on d itself, like the other fits.
+
+    p over a window [t_min, t_max] is the local growth exponent: ½ for a random walk, and
+    shrinking with t for logarithmic growth.
+    """
     from scipy.optimize import curve_fit
 
-    t, d = _as_curve(t, d, t_min)
+    t, d = _as_curve(t, d, t_min, t_max)
     if np.any(d <= 0):
         raise ValueError("fit_power needs d > 0")
     p0, logc0 = np.polyfit(np.log(t), np.log(d), 1)  # log-log start, then least squares on d
@@ -267,7 +274,8 @@ def fit_power(t: Sequence[float], d: Sequence[float], t_min: float = 1) -> tuple
 FITS = {"log": fit_log, "power": fit_power, "sqrt": fit_sqrt}
 
 
-def compare_fits(t: Sequence[float], d: Sequence[float], t_min: float = 1) -> dict:
+def compare_fits(t: Sequence[float], d: Sequence[float], t_min: float = 1,
+                 t_max: float = math.inf) -> dict:
     """The three laws on the same points: {"log": {...}, "power": {...}, "sqrt": {...}, "best": name}.
 
     log: a + b·log t;  power: c·t^p;  sqrt: a + c·√t. Each entry holds its parameters and R².
@@ -275,10 +283,11 @@ def compare_fits(t: Sequence[float], d: Sequence[float], t_min: float = 1) -> di
     out: dict = {}
     for name, names, fn in [("log", ("a", "b"), fit_log), ("power", ("c", "p"), fit_power),
                             ("sqrt", ("a", "c"), fit_sqrt)]:
-        x, y, r2 = fn(t, d, t_min)
+        x, y, r2 = fn(t, d, t_min, t_max)
         out[name] = {names[0]: x, names[1]: y, "r2": r2}
     out["best"] = max(FITS, key=lambda n: out[n]["r2"])
-    out["points"] = int(np.sum(np.asarray(t, dtype=float) >= t_min))
+    t = np.asarray(t, dtype=float)
+    out["points"] = int(np.sum((t >= t_min) & (t <= t_max)))
     return out
 
 
@@ -296,7 +305,7 @@ def predict(law: str, params: dict, t) -> np.ndarray:
 
 # --- the random-walk picture -------------------------------------------------------------------
 
-def random_walk(steps: int, potential: str = "flat", walkers: int = 200, bias: float = 0.3,
+def random_walk(steps: int, potential: str = "flat", walkers: int = 200, bias: float = 0.35,
                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """RMS distance from the start of 1-D lattice walks, at log-spaced times → (t, d).
 

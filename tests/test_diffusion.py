@@ -133,6 +133,8 @@ def test_compare_fits_names_the_true_law():
 def test_fits_refuse_bad_curves():
     with pytest.raises(ValueError, match="at least 3 points"):
         D.fit_log([1, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match="at least 3 points"):
+        D.fit_log([1, 2, 3, 4], [0.1, 0.2, 0.3, 0.4], t_min=2, t_max=3)
     with pytest.raises(ValueError, match="equal length"):
         D.fit_log([1, 2, 3], [0.1, 0.2])
     with pytest.raises(ValueError, match="d > 0"):
@@ -140,12 +142,16 @@ def test_fits_refuse_bad_curves():
 
 
 def test_random_walks_flat_is_sqrt_and_random_potential_is_slower():
-    t, d_flat = D.random_walk(2000, "flat", walkers=400)
-    _, d_rand = D.random_walk(2000, "random", walkers=400, bias=0.35)
+    t, d_flat = D.random_walk(20_000, "flat", walkers=200)
+    _, d_rand = D.random_walk(20_000, "random", walkers=200, bias=0.35)
     _, p_flat, _ = D.fit_power(t, d_flat)
     _, p_rand, _ = D.fit_power(t, d_rand)
     assert p_flat == pytest.approx(0.5, abs=0.07)
     assert p_rand < 0.35 and d_rand[-1] < 0.5 * d_flat[-1]
+    # logarithmic growth: the local exponent shrinks with t; the random walk's stays at ½
+    early, late = D.fit_power(t, d_rand, 10, 100)[1], D.fit_power(t, d_rand, 2000, 20_000)[1]
+    assert late < 0.8 * early
+    assert D.fit_power(t, d_flat, 2000, 20_000)[1] == pytest.approx(0.5, abs=0.07)
     with pytest.raises(ValueError, match="unknown potential"):
         D.random_walk(10, "rough")
 
