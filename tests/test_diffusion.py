@@ -6,6 +6,7 @@ import json
 import math
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -275,7 +276,7 @@ def test_ghost_bn_config_needs_a_dividing_batch():
 def tiny_grid():
     settings = dict(TINY)
     configs = D.grid_configs(20, (80,))
-    keep = {"B20-nolr", "B80-nolr", "B80-sqrt-gbn", "B80-sqrt-gbn-ra"}
+    keep = {"B20-nolr", "B80-nolr", "B80-sqrt", "B80-sqrt-gbn", "B80-sqrt-gbn-ra"}
     res = D.run_large_batch([c for c in configs if c.name in keep], settings, log=lambda s: None)
     return res
 
@@ -311,7 +312,8 @@ def test_shipped_grid_has_every_widget_combination():
         for scaling in ("none", "sqrt"):
             for ghost in (False, True):
                 for ra in (False, True):
-                    _, nums = diffusion_callback(B, scaling, ghost, ra, grid=grid)
+                    fig, nums = diffusion_callback(B, scaling, ghost, ra, grid=grid)
+                    plt.close(fig)
                     assert nums["updates"] > 0
     _, nums = diffusion_callback(small, grid=grid)
     assert nums["gap"] == 0
