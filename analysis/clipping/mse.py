@@ -356,10 +356,9 @@ def _channel_stats(x: Tensor, dim: int | None, relu: bool) -> dict[str, Tensor]:
     x = x.detach().double()
     x = x.movedim(dim, 0).flatten(1) if dim is not None else x.reshape(1, -1)
     lo, hi = x.min(1).values, x.max(1).values
-    if relu:
-        pos = (x > 0).double()
-        count = pos.sum(1).clamp_min(1)
-        b, sigma = (x * pos).sum(1) / count, ((x**2 * pos).sum(1) / count).sqrt()
+    if relu:  # x ≥ 0: the sums over the positive part are the sums over all of x
+        count = (x > 0).sum(1).clamp_min(1)
+        b, sigma = x.sum(1) / count, (x.square().sum(1) / count).sqrt()
         mu = torch.zeros_like(b)
     else:
         mu = x.mean(1)

@@ -33,7 +33,7 @@ __all__ = ["clip_ranges", "PTQConfig", "quant_layers", "layer_inputs", "fold_bn_
 # Sizes of lesson 03 per mode: samples for the MSE curves, the CNN trained on mnist5k, and the
 # calibration set of post-training quantization.
 SETTINGS: dict[str, dict] = {
-    "normal": {"samples": 10**6, "width": 16, "epochs": 6, "train_size": 4000, "calibration": 1000},
+    "normal": {"samples": 10**6, "width": 16, "epochs": 6, "train_size": 4000, "calibration": 500},
     "fast": {"samples": 10**5, "width": 8, "epochs": 2, "train_size": 1500, "calibration": 300},
 }
 
