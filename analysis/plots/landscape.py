@@ -107,7 +107,11 @@ def hessian_spectrum(spectra: dict[str, np.ndarray], bins: int = 40) -> Figure:
         ax.hist(lam, bins=edges, histtype="step", lw=1.6,
                 color=DATA_COLORS[i % len(DATA_COLORS)], label=f"{name} (λmin {lam.min():.1e})")
     ax.set_xscale("symlog", linthresh=1e-8)
-    ax.set(xlabel="Hessian eigenvalue", ylabel="count", title="Hessian spectrum at the endpoint")
+    ticks = [-1e2, -1, -1e-4, 0, 1e-4, 1, 1e2]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=8)
+    ax.minorticks_off()
+    ax.set(xlabel="Hessian eigenvalue (symmetric log scale, linear inside ±1e-8)", ylabel="count",
+           title="Hessian spectrum at the endpoint")
     ax.legend(fontsize=8)
     return fig
 
