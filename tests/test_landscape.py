@@ -233,3 +233,49 @@ def test_interpolation_and_slice_pass_through_the_points():
     dW, dz = L.filter_normalized_direction(W[0], z[0], seed=3)
     torch.testing.assert_close(dW.norm(dim=1), W[0].norm(dim=1))
     assert math.isclose(dz.norm().item(), z[0].norm().item())
+
+
+# --------------------------------------------------------------------------- command line
+
+def test_experiment_cli_writes_table_and_figures(tmp_path, monkeypatch, capsys):
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.setitem(L.SWEEPS, "fast", dict(n=12, d0=3, widths=(1, 2, 8), runs=4,
+                                               max_steps=300, data=("random", "teacher")))
+    assert L.experiment_cli(["--fast", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "minima.json").read_text())["rows"]
+    assert [(r["data"], r["d1"]) for r in rows] == [(d, w) for d in ("random", "teacher")
+                                                     for w in (1, 2, 8)]
+    assert all(r["runs"] == 4 and len(r["errors"]) == 4 for r in rows)
+    assert (tmp_path / "minima.csv").read_text().startswith("data,d1,P/N,runs,frac_global")
+    for name in ("minima.md", "fractions.png", "errors.png", "slices.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "| random | 8 | 2.667 | 4 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        L.experiment_cli(["--fast", "--data", "cifar", "--out", str(tmp_path)])
+
+
+def test_bench_minima_runs_side_by_side(tmp_path, capsys):
+    import json
+
+    from analysis import bench
+
+    out = tmp_path / "b.json"
+    assert bench.minima(["--runs", "3", "--n", "12", "--d0", "3", "--width", "4",
+                         "--max-steps", "200", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["max_weight_difference"] < 1e-12 and result["same_class"] == 3
+    assert result["ratio"] > 0 and "ratio sequential / batched" in capsys.readouterr().out
+
+
+def test_shipped_sweep_has_the_acceptance_rows():
+    rows = L.shipped_sweep()["rows"]
+    assert {r["data"] for r in rows} >= {"random", "teacher"}
+    assert all(r["runs"] >= 100 for r in rows)
+    for name in {r["data"] for r in rows}:
+        mine = [r for r in rows if r["data"] == name]
+        assert mine[0]["P/N"] < 0.5 and mine[0]["frac_nonzero_error"] == 1.0
+        assert all(r["frac_nonzero_error"] == 0 for r in mine if r["P/N"] > 2)
