@@ -105,7 +105,7 @@ def BinarizedLinear(in_features: int, out_features: int, binary_input: bool = Tr
 
     The first layer of a BNN takes real input: `binary_input=False`.
     """
-    return QuantLinear(in_features, out_features, bias=bias, kernel_quantizer="sign",
+    return QuantLinear(in_features, out_features, bias=bias, kernel_quantizer="sign_weights",
                        input_quantizer="sign" if binary_input else None)
 
 
@@ -113,7 +113,8 @@ def BinarizedConv2d(in_channels: int, out_channels: int, kernel_size, stride=1, 
                     binary_input: bool = True, bias: bool = False) -> QuantConv2d:
     """BNN convolution: sign(W) * sign(x) (real input when `binary_input=False`)."""
     return QuantConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias,
-                       kernel_quantizer="sign", input_quantizer="sign" if binary_input else None)
+                       kernel_quantizer="sign_weights",
+                       input_quantizer="sign" if binary_input else None)
 
 
 @torch.no_grad()

@@ -25,11 +25,11 @@ __all__ = ["build", "MODELS", "model_size_bytes"]
 def _quantizers(kind: str, bits_w: int, bits_a: int):
     """(kernel, input) quantizer specs for 'bnn', 'qnn' or 'float' layers."""
     if kind == "bnn":
-        return "sign", "sign"
+        return "sign_weights", "sign"
     if kind == "qnn":
         check_bits(bits_w)
         check_bits(bits_a)
-        kq = "sign" if bits_w == 1 else UniformQuantizer(bits_w, clip=1.0)
+        kq = "sign_weights" if bits_w == 1 else UniformQuantizer(bits_w, clip=1.0)
         aq = "sign" if bits_a == 1 else UniformQuantizer(bits_a, clip=1.0)
         return kq, aq
     return None, None

@@ -396,6 +396,7 @@ def cli(argv: list[str]) -> int:
                    help="default: squared_hinge for bnn/qnn (as in the paper), cross_entropy else")
     p.add_argument("--width", type=int, default=None, help="hidden width (mlp) or base channels (cnn)")
     p.add_argument("--depth", type=int, default=None, help="hidden layers (mlp)")
+    p.add_argument("--dropout", type=float, default=None, help="dropout after hidden layers (mlp)")
     p.add_argument("--bits-w", type=int, default=None)
     p.add_argument("--bits-a", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -415,7 +416,7 @@ def cli(argv: list[str]) -> int:
     else:
         binary = a.model.startswith(("bnn", "qnn"))
         options = {k: v for k, v in {"width": a.width, "depth": a.depth, "bits_w": a.bits_w,
-                                      "bits_a": a.bits_a}.items() if v is not None}
+                                      "bits_a": a.bits_a, "dropout": a.dropout}.items() if v is not None}
         lr = a.lr if a.lr is not None else (3e-3 if binary else 1e-3)
         config = {
             "model": a.model, "model_options": options, "dataset": a.dataset,

@@ -86,3 +86,12 @@ def test_quantizer_objects():
         as_quantizer("ternary")
     with pytest.raises(ValueError, match="clip must be > 0"):
         UniformQuantizer(4, clip=0.0)
+
+
+def test_weight_ste_passes_the_gradient_unchanged():
+    w = torch.tensor([-1.5, -1.0, 0.0, 0.4, 1.0], requires_grad=True)
+    q = sign_ste(w, cancel=False)
+    assert q.tolist() == [-1, -1, 1, 1, 1]
+    q.backward(torch.arange(1.0, 6.0))
+    assert w.grad.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert repr(as_quantizer("sign_weights")) == "SignQuantizer(cancel=False)"
