@@ -430,6 +430,7 @@ def cli(argv: list[str]) -> int:
         train = data.load(config["dataset"], "train")
         test = data.load(config["dataset"], "test")
         options = dict(config["model_options"])
+        set_seed(config["seed"])  # the initial weights are part of the run
         if "mlp" in config["model"] or "cnn" in config["model"]:
             options.setdefault("in_shape", tuple(train[0].shape[1:]))
             options.setdefault("num_classes", int(train[1].max()) + 1)
