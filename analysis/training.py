@@ -341,7 +341,7 @@ def fit(
             batch_loss = loss_fn(out, yb)
             if not torch.isfinite(batch_loss):
                 raise TrainingDiverged(
-                    f"the loss became {float(batch_loss)} at epoch {epoch + 1}, update "
+                    f"the loss became {batch_loss.item()} at epoch {epoch + 1}, update "
                     f"{state.step + 1} (lr={eta:.3g}); lower the learning rate or clip gradients")
             opt.zero_grad(set_to_none=True)
             batch_loss.backward()
