@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analysis import data, models
+from analysis.layers import layer_inputs
 from analysis.quant import sign_ste
 from analysis.training import History, fit
 
@@ -99,20 +100,8 @@ def binarized_layer_inputs(model: nn.Module, X: Tensor, batch_size: int = 500) -
     In the BNN MLP these are the batch-norm outputs; the layer computes with sign(a), and
     backward passes the gradient only where |a| ≤ 1. Runs the model in eval mode on X.
     """
-    layers = _quantized_layers(model, "input_quantizer")
-    seen: dict[str, list[Tensor]] = {name: [] for name in layers}
-    handles = [m.register_forward_pre_hook(lambda _m, args, name=name: seen[name].append(args[0].flatten()))
-               for name, m in layers.items()]
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(0, len(X), batch_size):
-            model(X[i:i + batch_size])
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return {name: torch.cat(parts) for name, parts in seen.items()}
+    inputs = layer_inputs(model, _quantized_layers(model, "input_quantizer"), X, batch_size)
+    return {name: a.flatten() for name, a in inputs.items()}
 
 
 def binarization_stats(weights: Tensor, inputs: Tensor | None = None) -> dict[str, float]:

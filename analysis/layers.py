@@ -27,6 +27,7 @@ __all__ = [
     "BinarizedConv2d",
     "clip_latent_weights_",
     "quantized_operands",
+    "layer_inputs",
     "GhostBatchNorm1d",
     "GhostBatchNorm2d",
     "RangeBatchNorm1d",
@@ -151,6 +152,29 @@ class quantized_operands:
             if m.last_operands is not None:
                 self.operands[name] = m.last_operands
             m.last_operands = None
+
+
+@torch.no_grad()
+def layer_inputs(model: nn.Module, layers: dict[str, nn.Module], X: Tensor,
+                 batch_size: int = 500) -> dict[str, Tensor]:
+    """The input each of `layers` (name → submodule of `model`) receives when `model` runs on X.
+
+    Forward pre-hooks record the inputs batch by batch, in eval mode; returns name → the
+    concatenated inputs, of shape (len(X), *input shape of that layer).
+    """
+    seen: dict[str, list[Tensor]] = {name: [] for name in layers}
+    hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: seen[name].append(args[0]))
+             for name, m in layers.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, len(X), batch_size):
+            model(X[i:i + batch_size])
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return {name: torch.cat(parts) for name, parts in seen.items()}
 
 
 # --- batch-norm variants ---------------------------------------------------------------

@@ -98,3 +98,18 @@ def test_unknown_model_and_bad_options_are_clear_errors():
         models.build("mlp", colour="red")
     with pytest.raises(ValueError, match="bits must be in 1..16"):
         models.build("qnn-mlp", bits_w=0)
+
+
+def test_layer_inputs_records_what_each_layer_receives_in_eval_mode():
+    from analysis.layers import layer_inputs
+
+    torch.manual_seed(0)
+    model = models.build("mlp", width=8, depth=1, in_shape=(1, 4, 4), num_classes=3)
+    model.train()
+    X = torch.randn(10, 1, 4, 4)
+    got = layer_inputs(model, {"first": model[1], "last": model[4]}, X, batch_size=3)
+    assert got["first"].shape == (10, 16) and torch.equal(got["first"], X.flatten(1))
+    model.eval()
+    expected = model[3](model[2](model[1](X.flatten(1))))
+    torch.testing.assert_close(got["last"], expected)
+    assert not model[1]._forward_pre_hooks  # hooks removed

@@ -25,6 +25,7 @@ from analysis.clipping.mse import (
     check_tensor,
     optimal_alpha,
 )
+from analysis.layers import layer_inputs as collect_inputs
 from analysis.quant import check_bits, quantize_uniform
 
 __all__ = ["clip_ranges", "PTQConfig", "quant_layers", "layer_inputs", "fold_bn_scale_",
@@ -152,19 +153,9 @@ def quant_layers(model: nn.Module) -> list[nn.Module]:
 @torch.no_grad()
 def layer_inputs(model: nn.Module, x: Tensor, batch_size: int = 100) -> list[Tensor]:
     """The input of every `quant_layers` layer on the calibration data x (eval mode)."""
-    layers, seen = quant_layers(model), {}
-    hooks = [m.register_forward_pre_hook(lambda m, a, i=i: seen.setdefault(i, []).append(a[0].detach()))
-             for i, m in enumerate(layers)]
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(0, len(x), batch_size):
-            model(x[i:i + batch_size])
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return [torch.cat(seen[i]) for i in range(len(layers))]
+    layers = dict(enumerate(quant_layers(model)))
+    inputs = collect_inputs(model, layers, x, batch_size)
+    return [inputs[i] for i in range(len(layers))]
 
 
 @torch.no_grad()
