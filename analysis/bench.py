@@ -49,8 +49,7 @@ def write_json(path: str | Path | None, results: dict) -> None:
 def train(argv: list[str]) -> int:
     """One training step (forward, backward, Adam, latent clipping) of the BNN MLP vs its float twin."""
     from analysis import data, models
-    from analysis.layers import clip_latent_weights_
-    from analysis.training import squared_hinge_loss
+    from analysis.training import squared_hinge_loss, train_step
 
     p = argparse.ArgumentParser(prog="python -m analysis bench train", description=train.__doc__)
     p.add_argument("--width", type=int, default=1024)
@@ -68,14 +67,7 @@ def train(argv: list[str]) -> int:
         model = models.build(name, width=a.width, depth=a.depth)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-        def step() -> None:
-            loss = squared_hinge_loss(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            clip_latent_weights_(model)
-
-        return step
+        return lambda: train_step(model, opt, xb, yb, squared_hinge_loss)
 
     steps = {name: make_step(name) for name in ("bnn-mlp", "mlp")}
     results = {name: float("inf") for name in steps}
@@ -384,7 +376,7 @@ def diffusion(argv: list[str]) -> int:
     """Overhead of the WeightDiffusion callback: a training step with and without it, side by side."""
     from analysis import data, models
     from analysis.diffusion import WeightDiffusion, record_points
-    from analysis.training import TrainState
+    from analysis.training import TrainState, train_step
 
     p = argparse.ArgumentParser(prog="python -m analysis bench diffusion", description=diffusion.__doc__)
     p.add_argument("--width", type=int, default=256, help="MLP width (the large-batch experiment's)")
@@ -405,10 +397,7 @@ def diffusion(argv: list[str]) -> int:
     every_update.on_train_begin(state)
 
     def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, xb, yb, torch.nn.functional.cross_entropy)
         state.step += 1
 
     def step_recorded() -> None:

@@ -42,10 +42,11 @@ class _Quantized:
     input_quantizer: Quantizer | None
     clip_weights: bool
 
-    def _setup_quantizers(self, kernel_quantizer, input_quantizer, clip_weights: bool) -> None:
+    def _setup_quantizers(self, kernel_quantizer, input_quantizer, clip_weights: bool | None) -> None:
         self.kernel_quantizer = as_quantizer(kernel_quantizer)
         self.input_quantizer = as_quantizer(input_quantizer)
-        self.clip_weights = clip_weights
+        # by default latent weights are clipped exactly when they are quantized
+        self.clip_weights = self.kernel_quantizer is not None if clip_weights is None else clip_weights
         self.record_operands = False  # set by `quantized_operands` to inspect what is multiplied
         self.last_operands: tuple[Tensor, Tensor] | None = None
 
@@ -70,8 +71,6 @@ class QuantLinear(_Quantized, nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = False,
                  kernel_quantizer=None, input_quantizer=None, clip_weights: bool | None = None):
         super().__init__(in_features, out_features, bias=bias)
-        if clip_weights is None:
-            clip_weights = kernel_quantizer is not None
         self._setup_quantizers(kernel_quantizer, input_quantizer, clip_weights)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,8 +90,6 @@ class QuantConv2d(_Quantized, nn.Conv2d):
                  clip_weights: bool | None = None):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride,
                          padding=padding, bias=bias)
-        if clip_weights is None:
-            clip_weights = kernel_quantizer is not None
         self._setup_quantizers(kernel_quantizer, input_quantizer, clip_weights)
 
     def forward(self, x: Tensor) -> Tensor:

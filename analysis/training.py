@@ -36,6 +36,7 @@ from analysis.layers import clip_latent_weights_
 __all__ = [
     "fit",
     "evaluate",
+    "train_step",
     "History",
     "TrainState",
     "TrainingDiverged",
@@ -247,6 +248,26 @@ def evaluate(model: nn.Module, data, loss: str = "cross_entropy", batch_size: in
     return total_loss / len(X), wrong / len(X)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: Tensor, yb: Tensor,
+               loss_fn, grad_clip: float | None = None) -> tuple[Tensor, Tensor]:
+    """One update: forward, loss, backward, optional gradient-norm clipping, optimizer step,
+    latent-weight clipping W ← clip(W, −1, 1). Returns (scores, loss), both detached.
+
+    Raises TrainingDiverged, before any update, when the loss is NaN or infinite.
+    """
+    out = model(xb)
+    loss = loss_fn(out, yb)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"the loss became {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    clip_latent_weights_(model)
+    return out.detach(), loss.detach()
+
+
 def _call(callbacks: Iterable, hook: str, state: TrainState) -> None:
     for cb in callbacks:
         fn = getattr(cb, hook, None)
@@ -337,22 +358,16 @@ def fit(
             if len(idx) < batch_size and i > 0:
                 break  # drop a last, partial batch: batch-norm statistics need full batches
             xb, yb = X[idx].to(device), y[idx].to(device)
-            out = model(xb)
-            batch_loss = loss_fn(out, yb)
-            if not torch.isfinite(batch_loss):
+            try:
+                out, batch_loss = train_step(model, opt, xb, yb, loss_fn, grad_clip)
+            except TrainingDiverged as e:
                 raise TrainingDiverged(
-                    f"the loss became {batch_loss.item()} at epoch {epoch + 1}, update "
-                    f"{state.step + 1} (lr={eta:.3g}); lower the learning rate or clip gradients")
-            opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            clip_latent_weights_(model)
+                    f"{e} at epoch {epoch + 1}, update {state.step + 1} (lr={eta:.3g}); "
+                    "lower the learning rate or clip gradients") from None
             state.step += 1
             state.loss = batch_loss.item()
             sum_loss += state.loss * len(idx)
-            wrong += int((out.detach().argmax(1) != yb).sum())
+            wrong += int((out.argmax(1) != yb).sum())
             seen += len(idx)
             _call(callbacks, "on_step_end", state)
         row = {"epoch": epoch + 1, "lr": eta, "train_loss": sum_loss / seen,

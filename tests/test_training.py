@@ -146,3 +146,22 @@ def test_evaluate_error_rate():
         model.eval()
         expected = (model(X).argmax(1) != y).float().mean().item()
     assert err == pytest.approx(expected)
+
+
+def test_train_step_updates_clips_and_refuses_a_nan_loss():
+    from analysis.training import train_step
+
+    model = small("bnn-mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=100.0)
+    X, y = blobs(20)
+    before = [p.detach().clone() for p in model.parameters()]
+    out, loss = train_step(model, opt, X, y, squared_hinge_loss)
+    assert out.shape == (20, 3) and not loss.requires_grad
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    assert all(m.weight.abs().max() <= 1 for m in model.modules() if getattr(m, "clip_weights", False))
+    snapshot = [p.detach().clone() for p in model.parameters()]
+    X_bad = X.clone()
+    X_bad[0] = math.nan
+    with pytest.raises(TrainingDiverged, match="loss became nan"):
+        train_step(model, opt, X_bad, y, squared_hinge_loss)
+    assert all(torch.equal(s, p) for s, p in zip(snapshot, model.parameters()))
