@@ -159,6 +159,8 @@ def test_train_step_updates_clips_and_refuses_a_nan_loss():
     assert out.shape == (20, 3) and not loss.requires_grad
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
     assert all(m.weight.abs().max() <= 1 for m in model.modules() if getattr(m, "clip_weights", False))
+    model = small()  # float net: a NaN input reaches the loss (sign() would map it to ±1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     snapshot = [p.detach().clone() for p in model.parameters()]
     X_bad = X.clone()
     X_bad[0] = math.nan
