@@ -146,8 +146,10 @@ def xnor(argv: list[str]) -> int:
     """XNOR-popcount GEMM vs the unoptimized kernel vs torch.matmul (fp32 without TF32, bf16).
 
     On a GPU: the kernels of kernels/*.cu and cuBLAS on the same random ±1 matrices, CUDA
-    events, warm-up, medians; binary ops/s against the device's popcount peak. On the CPU:
-    the numpy reference against float32 torch.matmul on the same shapes.
+    events, warm-up, medians; binary ops/s against the device's popcount peak. "xnor" is the
+    kernel the library runs by default (`xnor.gpu_kernel()`: tensor cores from compute
+    capability 8.0); where that is "tc", the CUDA-core kernel is timed beside it as
+    "xnor-popc". On the CPU: the numpy reference against float32 torch.matmul.
     """
     from analysis import xnor as bits
 
@@ -194,6 +196,11 @@ def xnor(argv: list[str]) -> int:
             candidates: dict[str, Callable[[], object]] = {"fp32": lambda A=A, B=B: A @ B.T}
             if cuda:
                 candidates["xnor"] = lambda pa=pa, pb=pb, k=k, out=out: bits.xnor_matmul(pa, pb, k, out=out)
+                if bits.gpu_kernel() == "tc":
+                    popc = bits.xnor_matmul(pa, pb, k, kernel="popc")
+                    exact &= bool(torch.equal(popc.to(fp32.dtype), fp32))
+                    candidates["xnor-popc"] = (lambda pa=pa, pb=pb, k=k, out=out:
+                                               bits.xnor_matmul(pa, pb, k, out=out, kernel="popc"))
                 Ab, Bb = A.bfloat16(), B.bfloat16()
                 candidates["bf16"] = lambda Ab=Ab, Bb=Bb: Ab @ Bb.T
                 if not a.no_baseline:
@@ -217,6 +224,8 @@ def xnor(argv: list[str]) -> int:
                                     if name != "xnor"}}
             if peak:
                 row["xnor_fraction_of_popcount_peak"] = ops / seconds["xnor"] / peak
+                if "xnor-popc" in seconds:
+                    row["xnor_popc_fraction_of_popcount_peak"] = ops / seconds["xnor-popc"] / peak
             rows.append(row)
             unit, scale = ("T", 1e12) if cuda else ("G", 1e9)
             speed = "  ".join(f"{name} {1e3 * t:9.3f} ms ({ops / t / scale:7.2f} {unit}/s)"
@@ -231,6 +240,7 @@ def xnor(argv: list[str]) -> int:
              else f"{torch.get_num_threads()} CPU threads"))
     write_json(a.json, {"benchmark": "xnor", "device": "cuda" if cuda else "cpu", "gpu": info,
                         "backend": bits.gpu_status() if cuda else "cpu reference",
+                        "xnor_kernel": bits.gpu_kernel() if cuda else "cpu reference",
                         "rows": rows})
     return 0 if all(r["exact"] for r in rows) else 1
 
@@ -295,11 +305,15 @@ def bnn_inference(argv: list[str]) -> int:
             want_d = model_d(Xt.to(device)).argmax(1)
         checks["cuda"] = int((packed_d.predict(Xt.to(device)) == want_d).sum())
         checks["cuda_baseline"] = int((packed_d.predict(Xt.to(device), "baseline") == want_d).sum())
-        print(f"exactness (GPU): xnor {checks['cuda']}/{len(Xt)}, baseline "
-              f"{checks['cuda_baseline']}/{len(Xt)}")
+        if bits.gpu_kernel() == "tc":
+            checks["cuda_popc"] = int((packed_d.predict(Xt.to(device), "popc") == want_d).sum())
+        print("exactness (GPU): " + ", ".join(f"{name} {n}/{len(Xt)}" for name, n in checks.items()
+                                               if name != "cpu"))
     candidates = {"xnor": lambda: packed_d.predict(xb), "torch float": lambda: model_d(xb).argmax(1)}
     if cuda:
         candidates["baseline"] = lambda: packed_d.predict(xb, "baseline")
+        if bits.gpu_kernel() == "tc":
+            candidates["xnor-popc"] = lambda: packed_d.predict(xb, "popc")
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     seconds = {}
@@ -316,6 +330,7 @@ def bnn_inference(argv: list[str]) -> int:
               f"(xnor speedup {t / seconds['xnor']:.2f}x)")
     write_json(a.json, {"benchmark": "bnn-inference", "device": device,
                         "gpu": _gpu_info() if cuda else {}, "width": a.width, "depth": a.depth,
+                        "xnor_kernel": bits.gpu_kernel() if cuda else "cpu reference",
                         "batch": batch, "train_epochs": a.train_epochs, "exact": checks,
                         "test_digits": len(Xt), "size": size, "seconds": seconds,
                         "xnor_speedup": {n: t / seconds["xnor"] for n, t in seconds.items()}})

@@ -8,16 +8,17 @@ For vectors a, b ∈ {−1, +1}^K coded as bits (+1 → 1, −1 → 0) the dot p
 along its last (reduction) axis in 64-bit words; `xnor_matmul` returns the exact integer
 matrix A @ Bᵀ from two packed matrices. Element j of a row is bit j % 64 of word j // 64
 (least significant bit first). When K is not a multiple of 64 the last word is padded with
-0 bits in every packed row; since both operands carry the same padding, their XOR is 0
-there and the padding adds nothing to the popcount (and the true K, not 64·words, enters
-the formula), so results do not depend on the padding.
+0 bits in every packed row; `xnor_matmul` masks the bits past K off before counting (and
+the true K, not 64·words, enters the formula), so results never depend on the padding.
 
 The CPU reference (numpy's `bitwise_count`, in tiles that bound memory) is the oracle the
 GPU kernels of `kernels/*.cu` are compared with, exactly. The launcher compiles those
 kernels at run time with PyCUDA (else CuPy) for torch CUDA tensors; `gpu_status()` says
-what is missing where neither runs. `export_packed(model)` turns a trained bnn-mlp into a
-`PackedBinaryMLP` (packed weights, batch-norm + sign folded into integer thresholds) whose
-predictions equal the torch model's.
+what is missing where neither runs. Two GPU kernels compute the same product: "popc" on the
+CUDA cores (XOR + popcount, any GPU) and "tc" on the binary tensor cores (compute
+capability 8.0 and later; AND + popcount, a·b = K − 2·popc(a) − 2·popc(b) + 4·popc(a AND b)).
+`export_packed(model)` turns a trained bnn-mlp into a `PackedBinaryMLP` (packed weights,
+batch-norm + sign folded into integer thresholds) whose predictions equal the torch model's.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ __all__ = [
     "gpu_backend",
     "gpu_status",
     "gpu_available",
+    "gpu_kernel",
+    "GPU_KERNELS",
     "baseline_matmul",
     "threshold_pack",
     "fold_bn_sign",
@@ -140,14 +143,16 @@ def _as_words(x: np.ndarray, name: str) -> np.ndarray:
     return x.view(np.uint64)
 
 
-def xnor_matmul(a_packed: Array, b_packed: Array, k: int, *, out: Tensor | None = None) -> Array:
+def xnor_matmul(a_packed: Array, b_packed: Array, k: int, *, out: Tensor | None = None,
+                kernel: str = "auto") -> Array:
     """Exact A @ Bᵀ for ±1 matrices A (M, K) and B (N, K), both packed along K.
 
     C[m, n] = K − 2·popcount(A[m] XOR B[n]), an int32 matrix of shape (M, N) with
     |C| ≤ K. numpy inputs (or CPU tensors) use the CPU reference; CUDA tensors run
     `kernels/xnor_gemm.cu` (with a warning and the CPU reference where no GPU backend is
-    installed). The result has the type and device of the inputs; for CUDA tensors `out`
-    (a contiguous (M, N) int32 tensor) receives it if given.
+    installed): `kernel` "popc" (CUDA cores), "tc" (binary tensor cores, compute capability
+    ≥ 8.0) or "auto" (see `gpu_kernel`). The result has the type and device of the inputs;
+    for CUDA tensors `out` (a contiguous (M, N) int32 tensor) receives it if given.
     """
     k = _check_k(k)
     if isinstance(a_packed, Tensor) != isinstance(b_packed, Tensor):
@@ -158,7 +163,7 @@ def xnor_matmul(a_packed: Array, b_packed: Array, k: int, *, out: Tensor | None 
                 f"a_packed is on {a_packed.device} but b_packed on {b_packed.device}: move one"
             )
         if a_packed.is_cuda:
-            return _gpu_xnor_matmul(a_packed, b_packed, k, out)
+            return _gpu_xnor_matmul(a_packed, b_packed, k, out, kernel)
         out = xnor_matmul_cpu(a_packed.detach().numpy(), b_packed.detach().numpy(), k)
         return torch.from_numpy(out)
     return xnor_matmul_cpu(np.asarray(a_packed), np.asarray(b_packed), k)
@@ -184,12 +189,17 @@ def xnor_matmul_cpu(a_packed: np.ndarray, b_packed: np.ndarray, k: int) -> np.nd
     """The CPU reference: C = K − 2·popcount(A XOR B) with numpy, tile by tile.
 
     A tile holds at most 64 Ki outputs (256 x 256, or flatter when M < 256); scratch memory
-    is two such buffers, whatever M and N are.
+    is two such buffers, whatever M and N are. Bits past K in the last word are ignored.
     """
     k = _check_k(k)
     a = _as_words(np.asarray(a_packed), "a_packed")
     b = _as_words(np.asarray(b_packed), "b_packed")
     m, n, w = check_operands(a.shape, b.shape, k)
+    if k % WORD_BITS:  # mask the padding, as the GPU kernels do: it must count nothing
+        tail = np.uint64((1 << (k % WORD_BITS)) - 1)
+        a, b = a.copy(), b.copy()
+        a[:, -1] &= tail
+        b[:, -1] &= tail
     counts = np.zeros((m, n), dtype=np.int32)
     tm = min(m, 256)  # a flat tile when M is small: fewer, longer numpy passes
     tn = min(n, max(256, _TILE // tm))
@@ -261,17 +271,20 @@ class _PyCuda:
         return self._contexts[device]
 
     @functools.cache  # noqa: B019  one backend object per process
-    def function(self, file: str, name: str, device: int):
+    def module(self, file: str, device: int):
         ctx = self._context(device)
         ctx.push()
         try:
-            module = self._source_module(kernel_source(file), no_extern_c=True, options=["-O3"])
+            return self._source_module(kernel_source(file), no_extern_c=True, options=["-O3"])
         finally:
             self._drv.Context.pop()
-        return module, module.get_function(name)
+
+    @functools.cache  # noqa: B019
+    def function(self, file: str, name: str, device: int):
+        return self.module(file, device).get_function(name)
 
     def launch(self, file: str, name: str, grid: tuple, block: tuple, args: tuple, device: int):
-        _, fn = self.function(file, name, device)
+        fn = self.function(file, name, device)
         stream = torch.cuda.current_stream(device)
         if stream != torch.cuda.default_stream(device):
             stream.synchronize()  # kernels go to the legacy default stream, ordered after it
@@ -298,13 +311,16 @@ class _CuPy:
         self._cupy = cupy
 
     @functools.cache  # noqa: B019  one backend object per process
-    def function(self, file: str, name: str, device: int):
+    def module(self, file: str, device: int):
         with self._cupy.cuda.Device(device):
-            module = self._cupy.RawModule(code=kernel_source(file), options=("-std=c++14",))
-            return module, module.get_function(name)
+            return self._cupy.RawModule(code=kernel_source(file), options=("-std=c++14",))
+
+    @functools.cache  # noqa: B019
+    def function(self, file: str, name: str, device: int):
+        return self.module(file, device).get_function(name)
 
     def launch(self, file: str, name: str, grid: tuple, block: tuple, args: tuple, device: int):
-        _, fn = self.function(file, name, device)
+        fn = self.function(file, name, device)
         cp = self._cupy
         converted = tuple(cp.asarray(a) if isinstance(a, Tensor) else np.int32(a) for a in args)
         stream = cp.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream)
@@ -392,10 +408,35 @@ def _gpu_pack_bits(x: Tensor) -> Tensor:
     return out.reshape(*x.shape[:-1], w)
 
 
-def _gpu_xnor_matmul(a: Tensor, b: Tensor, k: int, out: Tensor | None = None) -> Tensor:
+GPU_KERNELS = {"popc": "xnor_gemm", "tc": "xnor_gemm_tc"}
+
+
+def gpu_kernel(kernel: str = "auto", device: torch.device | int | None = None) -> str:
+    """The XNOR GEMM kernel that runs on `device`: "popc" (CUDA cores) or "tc" (tensor cores).
+
+    "auto" means the environment variable BITS_AND_BIAS_XNOR_KERNEL if set, else "tc" where
+    the GPU has binary tensor cores with AND (compute capability 8.0 and later), else "popc".
+    """
+    if kernel == "auto":
+        kernel = os.environ.get("BITS_AND_BIAS_XNOR_KERNEL") or "auto"
+    if kernel not in ("auto", *GPU_KERNELS):
+        raise ValueError(f"kernel must be 'auto' or one of {sorted(GPU_KERNELS)}, got {kernel!r}")
+    if not torch.cuda.is_available():
+        return "popc" if kernel == "auto" else kernel  # what a GPU would run; nothing runs here
+    major, minor = torch.cuda.get_device_capability(device)
+    if kernel == "auto":
+        return "tc" if major >= 8 else "popc"
+    if kernel == "tc" and major < 8:
+        raise ValueError(f"kernel 'tc' needs compute capability 8.0 or later; this GPU has {major}.{minor}")
+    return kernel
+
+
+def _gpu_xnor_matmul(a: Tensor, b: Tensor, k: int, out: Tensor | None = None,
+                     kernel: str = "auto") -> Tensor:
     """kernels/xnor_gemm.cu on CUDA tensors; `out` (M, N) int32 is written if given."""
     a, b = _words(a, "a_packed"), _words(b, "b_packed")
     m, n, w = check_operands(tuple(a.shape), tuple(b.shape), k)
+    name = GPU_KERNELS[gpu_kernel(kernel, a.device)]
     if not gpu_available():
         _fallback_warning()
         result = xnor_matmul(a.cpu(), b.cpu(), k).to(a.device)
@@ -406,8 +447,7 @@ def _gpu_xnor_matmul(a: Tensor, b: Tensor, k: int, out: Tensor | None = None) ->
         raise ValueError(f"out must be a contiguous ({m}, {n}) int32 tensor, got {tuple(out.shape)}")
     d = kernel_defines("xnor_gemm")
     grid = (_cdiv(n, d["XNOR_BN"]), _cdiv(m, d["XNOR_BM"]))
-    _launch("xnor_gemm", "xnor_gemm", grid, (d["XNOR_THREADS"], 1, 1), (a, b, out, m, n, w, k),
-            a.device)
+    _launch("xnor_gemm", name, grid, (d["XNOR_THREADS"], 1, 1), (a, b, out, m, n, w, k), a.device)
     return out
 
 
@@ -607,8 +647,9 @@ class PackedBinaryMLP:
     Layer 1: y = x · sign(W₁)ᵀ in float32 (real input), bits = [s·y ≥ t].
     Layers 2..L−1: y = K − 2·popcount(x XOR w) (`xnor_matmul`), bits = [s·y ≥ t].
     Layer L: scores = BN(y) with the model's own last batch-norm; prediction = argmax.
-    On CUDA tensors the binary layers run kernels/xnor_gemm.cu (kernel="xnor") or the
-    unoptimized float kernel on ±1 floats (kernel="baseline"); on the CPU the reference.
+    On CUDA tensors the binary layers run kernels/xnor_gemm.cu (kernel="xnor", the kernel
+    `gpu_kernel` picks; "popc" or "tc" to choose) or the unoptimized float kernel on ±1
+    floats (kernel="baseline"); on the CPU the reference.
     """
 
     layers: list[PackedLayer]
@@ -626,9 +667,10 @@ class PackedBinaryMLP:
     @torch.no_grad()
     def scores(self, x: Tensor, kernel: str = "xnor") -> Tensor:
         """Class scores (B, classes) float32 for a batch x (B, ...) of real inputs."""
-        if kernel not in ("xnor", "baseline"):
-            raise ValueError(f"kernel must be 'xnor' or 'baseline', got {kernel!r}")
-        xnor = kernel == "xnor"
+        if kernel not in ("xnor", "baseline", *GPU_KERNELS):
+            raise ValueError(f"kernel must be 'xnor', 'popc', 'tc' or 'baseline', got {kernel!r}")
+        xnor = kernel != "baseline"
+        gemm = "auto" if kernel == "xnor" else kernel
         x = x.reshape(x.shape[0], -1).to(self.device, torch.float32)
         first = self.layers[0]
         if x.shape[1] != first.k:
@@ -639,7 +681,7 @@ class PackedBinaryMLP:
             h = pack_bits(h)
         for layer in self.layers[1:]:
             if xnor:
-                y = xnor_matmul(h, layer.weight_bits, layer.k)
+                y = xnor_matmul(h, layer.weight_bits, layer.k, kernel=gemm)
             else:
                 y = baseline_matmul(h, self._weights_pm(layer, transposed=True)).to(torch.int32)
             if layer.s is None:

@@ -36,6 +36,42 @@ def test_reference_tiles_cover_large_outputs() -> None:
     np.testing.assert_array_equal(got, (a @ b.T).astype(np.int64))
 
 
+def test_padding_bits_count_nothing() -> None:
+    """Whatever the bits past K hold (here: random, different in A and B), C is unchanged."""
+    rng = np.random.default_rng(4)
+    m, n, k = 9, 11, 130
+    a, b = xnor.pack_bits(random_pm1(rng, m, k)), xnor.pack_bits(random_pm1(rng, n, k))
+    clean = xnor.xnor_matmul_cpu(a, b, k)
+    junk = ~np.uint64((1 << (k % 64)) - 1)
+    a2, b2 = a.copy(), b.copy()
+    a2[:, -1] |= rng.integers(0, 2**63, m, dtype=np.int64).view(np.uint64) & junk
+    b2[:, -1] |= rng.integers(0, 2**63, n, dtype=np.int64).view(np.uint64) & junk
+    assert (a2 != a).any() and (b2 != b).any()
+    np.testing.assert_array_equal(xnor.xnor_matmul_cpu(a2, b2, k), clean)
+    assert (a2 != a).any()  # the caller's arrays are not masked in place
+
+
+def test_gpu_kernel_choice() -> None:
+    with pytest.raises(ValueError, match="kernel must be 'auto' or one of"):
+        xnor.gpu_kernel("fast")
+    assert xnor.gpu_kernel("popc") == "popc"
+    if not torch.cuda.is_available():
+        assert xnor.gpu_kernel() == "popc"  # no GPU: nothing runs, the portable kernel is named
+    elif torch.cuda.get_device_capability()[0] >= 8:
+        assert xnor.gpu_kernel() == "tc"
+    else:
+        with pytest.raises(ValueError, match="compute capability 8.0"):
+            xnor.gpu_kernel("tc")
+
+
+def test_gpu_kernel_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BITS_AND_BIAS_XNOR_KERNEL", "popc")
+    assert xnor.gpu_kernel() == "popc"
+    monkeypatch.setenv("BITS_AND_BIAS_XNOR_KERNEL", "bogus")
+    with pytest.raises(ValueError, match="got 'bogus'"):
+        xnor.gpu_kernel()
+
+
 def test_torch_tensors_give_torch_results() -> None:
     g = torch.Generator().manual_seed(0)
     a = torch.randn(6, 70, generator=g)
@@ -246,7 +282,7 @@ def test_export_rejects_other_models() -> None:
         xnor.export_packed(torch.nn.Sequential(BinarizedLinear(8, 4), torch.nn.BatchNorm1d(4)))
     with pytest.raises(ValueError, match="input features"):
         xnor.export_packed(random_bnn(16, 1)).predict(torch.randn(3, 10))
-    with pytest.raises(ValueError, match="kernel must be"):
+    with pytest.raises(ValueError, match="kernel must be 'xnor', 'popc', 'tc' or 'baseline'"):
         xnor.export_packed(random_bnn(16, 1)).predict(torch.randn(3, 784), kernel="fast")
 
 
@@ -260,6 +296,9 @@ def test_gpu_packed_inference_equals_torch() -> None:
     packed = xnor.export_packed(model).to("cuda")
     assert torch.equal(packed.predict(x), want.argmax(1))
     assert torch.equal(packed.predict(x, kernel="baseline"), want.argmax(1))
+    assert torch.equal(packed.predict(x, kernel="popc"), want.argmax(1))
+    if torch.cuda.get_device_capability()[0] >= 8:
+        assert torch.equal(packed.predict(x, kernel="tc"), want.argmax(1))
     assert torch.equal(packed.scores(x), want)
 
 

@@ -69,29 +69,42 @@ def random_pm1(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=shape)
 
 
-@pytest.mark.parametrize(
-    "m,n,k,misaligned",
-    [
-        (1, 1, 1, 0),  # one output, one bit
-        (3, 130, 64, 0),  # one word; two column blocks
-        (129, 5, 1000, 0),  # W=16 even: 16-byte loads, two stages; two row blocks
-        (130, 131, 600, 0),  # W=10 even but the last stage is partial (words 8, 9 only)
-        (40, 70, 577, 0),  # W=10 too, K ragged inside the last word
-        (37, 20, 1100, 0),  # W=18: three stages, the last with two words
-        (33, 17, 449, 0),  # W=8 exactly one stage, K ragged
-        (20, 9, 700, 0),  # W=11 odd: scalar loads
-        (20, 9, 1024, 1),  # W=16 even but operands 8 bytes off 16-byte alignment: scalar loads
-    ],
-)
-def test_emulated_xnor_gemm_equals_reference(emulator: Path, m: int, n: int, k: int,
+GEMM_CASES = [
+    (1, 1, 1, 0),  # one output, one bit
+    (3, 130, 64, 0),  # one word; two column blocks
+    (129, 5, 1000, 0),  # W=16 even: 16-byte loads, two stages; two row blocks
+    (130, 131, 600, 0),  # W=10 even but the last stage is partial (words 8, 9 only)
+    (40, 70, 577, 0),  # W=10 too, K ragged inside the last word
+    (37, 20, 1100, 0),  # W=18: three stages, the last with two words
+    (33, 17, 449, 0),  # W=8 exactly one stage, K ragged
+    (20, 9, 700, 0),  # W=11 odd: scalar loads
+    (20, 9, 1024, 1),  # W=16 even but operands 8 bytes off 16-byte alignment: scalar loads
+]
+
+
+def with_garbage_padding(packed: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """The same matrix with random bits past K in the last word (they must count nothing)."""
+    if k % 64 == 0:
+        return packed
+    junk = rng.integers(0, 2**63, packed.shape[0], dtype=np.int64).view(np.uint64)
+    out = packed.view(np.uint64).copy()
+    out[:, -1] |= junk & ~np.uint64((1 << (k % 64)) - 1)
+    return out.view(packed.dtype)
+
+
+@pytest.mark.parametrize("kernel", ["xnor_gemm", "xnor_gemm_tc"])
+@pytest.mark.parametrize("m,n,k,misaligned", GEMM_CASES)
+def test_emulated_xnor_gemm_equals_reference(emulator: Path, kernel: str, m: int, n: int, k: int,
                                              misaligned: int) -> None:
     rng = np.random.default_rng(m + 7 * n + 13 * k)
     a, b = xnor.pack_bits(random_pm1(rng, m, k)), xnor.pack_bits(random_pm1(rng, n, k))
+    want = xnor.xnor_matmul_cpu(a, b, k)
+    a, b = with_garbage_padding(a, k, rng), with_garbage_padding(b, k, rng)
     w = xnor.n_words(k)
     poisoned = np.full((m, n), POISON, dtype=np.int32)
-    out = emulate(emulator, "xnor_gemm", [m, n, w, k, misaligned], a, b, poisoned)
+    out = emulate(emulator, kernel, [m, n, w, k, misaligned], a, b, poisoned)
     got = np.frombuffer(out, dtype=np.int32).reshape(m, n)
-    np.testing.assert_array_equal(got, xnor.xnor_matmul_cpu(a, b, k))
+    np.testing.assert_array_equal(got, want)
 
 
 def test_emulated_baseline_gemm(emulator: Path) -> None:
@@ -154,10 +167,22 @@ RAGGED = [(1, 1, 1), (1, 300, 65), (300, 1, 129), (127, 129, 1000), (257, 130, 6
           (200, 150, 4097), (1000, 513, 8192)]
 
 
+def _kernel_param(kernel: str):
+    """A GEMM kernel as a test parameter, skipped (with why) where this GPU cannot run it."""
+    reason = ""
+    if kernel == "tc" and xnor.gpu_available() and torch.cuda.get_device_capability()[0] < 8:
+        reason = f"kernel 'tc' needs compute capability 8.0; {torch.cuda.get_device_name()} has less"
+    return pytest.param(kernel, marks=pytest.mark.skipif(bool(reason), reason=reason))
+
+
+GPU_KERNELS = [_kernel_param(k) for k in xnor.GPU_KERNELS]
+
+
 @pytest.mark.gpu
 @needs_gpu
+@pytest.mark.parametrize("kernel", GPU_KERNELS)
 @pytest.mark.parametrize("m,n,k", RAGGED)
-def test_gpu_xnor_gemm_equals_reference(m: int, n: int, k: int) -> None:
+def test_gpu_xnor_gemm_equals_reference(m: int, n: int, k: int, kernel: str) -> None:
     g = torch.Generator().manual_seed(m + n + k)
     a = torch.randn(m, k, generator=g)
     b = torch.randn(n, k, generator=g)
@@ -165,22 +190,30 @@ def test_gpu_xnor_gemm_equals_reference(m: int, n: int, k: int) -> None:
     pa, pb = xnor.pack_bits(a.cuda()), xnor.pack_bits(b.cuda())
     assert torch.equal(pa.cpu(), xnor.pack_bits(a)) and torch.equal(pb.cpu(), xnor.pack_bits(b))
     out = torch.full((m, n), POISON, dtype=torch.int32, device="cuda")
-    got = xnor.xnor_matmul(pa, pb, k, out=out)
+    got = xnor.xnor_matmul(pa, pb, k, out=out, kernel=kernel)
     assert got.data_ptr() == out.data_ptr()
     assert torch.equal(got.cpu(), want)
 
 
 @pytest.mark.gpu
 @needs_gpu
-def test_gpu_xnor_gemm_on_misaligned_views() -> None:
-    """Operands that start 8 bytes past a 16-byte boundary take the scalar-load path."""
+@pytest.mark.parametrize("kernel", GPU_KERNELS)
+def test_gpu_xnor_gemm_on_misaligned_views_and_garbage_padding(kernel: str) -> None:
+    """Operands 8 bytes past a 16-byte boundary take the scalar-load path; bits past K count nothing."""
     g = torch.Generator().manual_seed(5)
     a = torch.randn(70, 1024, generator=g)
     b = torch.randn(90, 1024, generator=g)
     pa = torch.cat([torch.zeros(1, dtype=torch.int64), xnor.pack_bits(a).flatten()]).cuda()[1:]
     pb = torch.cat([torch.zeros(1, dtype=torch.int64), xnor.pack_bits(b).flatten()]).cuda()[1:]
-    got = xnor.xnor_matmul(pa.view(70, 16), pb.view(90, 16), 1024)
+    got = xnor.xnor_matmul(pa.view(70, 16), pb.view(90, 16), 1024, kernel=kernel)
     assert torch.equal(got.cpu(), xnor.xnor_matmul(xnor.pack_bits(a), xnor.pack_bits(b), 1024))
+    rng = np.random.default_rng(5)
+    k = 1000
+    na, nb = xnor.pack_bits(a[:, :k].numpy()), xnor.pack_bits(b[:, :k].numpy())
+    ja, jb = with_garbage_padding(na, k, rng), with_garbage_padding(nb, k, rng)
+    got = xnor.xnor_matmul(torch.from_numpy(ja.view(np.int64)).cuda(),
+                           torch.from_numpy(jb.view(np.int64)).cuda(), k, kernel=kernel)
+    assert torch.equal(got.cpu(), torch.from_numpy(xnor.xnor_matmul_cpu(na, nb, k)))
 
 
 @pytest.mark.gpu

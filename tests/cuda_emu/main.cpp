@@ -19,7 +19,8 @@ static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) /
 
 int main(int argc, char** argv) {
     std::string k = argv[1];
-    if (k == "xnor_gemm") {  // M N W K misalign; A (M x W) B (N x W) u64; C (M x N) int32 prefilled
+    if (k == "xnor_gemm" || k == "xnor_gemm_tc") {  // M N W K misalign; A (M x W) B (N x W) u64;
+                                                    // C (M x N) int32 prefilled
         int M = atoi(argv[2]), N = atoi(argv[3]), W = atoi(argv[4]), K = atoi(argv[5]);
         int off = atoi(argv[6]);  // 1: operands start 8 bytes past a 16-byte boundary
         auto A = read<unsigned long long>((size_t)M * W);
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
             std::memmove(A.data() + 1, A.data(), (size_t)M * W * 8);
             std::memmove(B.data() + 1, B.data(), (size_t)N * W * 8);
         }
-        emu_launch(dim3(cdiv(N, XNOR_BN), cdiv(M, XNOR_BM)), dim3(XNOR_THREADS), xnor_gemm,
+        emu_launch(dim3(cdiv(N, XNOR_BN), cdiv(M, XNOR_BM)), dim3(XNOR_THREADS), k == "xnor_gemm" ? xnor_gemm : xnor_gemm_tc,
                    (const unsigned long long*)A.data() + off, (const unsigned long long*)B.data() + off,
                    C.data(), M, N, W, K);
         write(C, (size_t)M * N);

