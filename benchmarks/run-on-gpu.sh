@@ -19,6 +19,13 @@ status=0
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
 if [ -d .gpu ]; then
+    # PyCUDA links with -lcuda: give the linker the driver library torch loads (images often
+    # have libcuda.so.1 only, outside the toolkit's folders, and no stub)
+    libcuda=$(python3 -c "import torch; torch.cuda.init(); print(next(l.split()[-1] for l in open('/proc/self/maps') if 'libcuda.so' in l))")
+    if [ -n "$libcuda" ]; then
+        mkdir -p /tmp/libcuda && ln -sf "$libcuda" /tmp/libcuda/libcuda.so
+        export LIBRARY_PATH="/tmp/libcuda${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    fi
     bash .gpu/install-pycuda.sh || echo "PyCUDA did not build: the CuPy launcher runs instead"
 fi
 if compgen -G ".whl/*.whl" >/dev/null; then

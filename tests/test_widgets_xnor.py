@@ -51,15 +51,20 @@ def test_callback_rejects_bad_vectors(a: str, b: str, match: str) -> None:
 def test_benchmark_figures_from_json(tmp_path) -> None:
     """The lesson plots committed GPU JSON; here a made-up one of the same shape."""
     rows = [{"shape": "square", "m": s, "n": s, "k": s, "exact": True,
-             "seconds": {"xnor": s**3 * 1e-13, "baseline": s**3 * 3e-12, "fp32": s**3 * 5e-13},
-             "xnor_speedup": {"baseline": 30.0, "fp32": 5.0}} for s in (1024, 2048)]
+             "seconds": {"xnor": s**3 * 1e-13, "xnor-popc": s**3 * 4e-13, "baseline": s**3 * 3e-12,
+                         "fp32": s**3 * 5e-13},
+             "xnor_speedup": {"xnor-popc": 4.0, "baseline": 30.0, "fp32": 5.0}} for s in (1024, 2048)]
     (tmp_path / "h100.json").write_text(json.dumps({"benchmark": "xnor", "device": "cuda",
-                                                    "gpu": {"name": "test"}, "rows": rows}))
+                                                    "xnor_kernel": "tc", "gpu": {"name": "test"},
+                                                    "rows": rows}))
     (tmp_path / "cpu.json").write_text(json.dumps({"benchmark": "xnor", "device": "cpu"}))
     found = xnor.committed_benchmarks(tmp_path)
     assert [r["file"] for r in found] == ["h100.json"]
     fig = benchmark_figure(found[0], xnor.PAPER)
     assert "GTX 750" in " ".join(t.get_text() for t in fig.axes[1].texts)
+    assert [line.get_label() for line in fig.axes[1].get_lines()][:3] == [
+        "xnor vs xnor-popc", "xnor vs baseline", "xnor vs fp32"]
+    assert "'tc' kernel" in fig._suptitle.get_text()
     inference = {"depth": 3, "width": 4096, "batch": 10000, "seconds": {"xnor": 1.0, "baseline": 7.0},
                  "xnor_speedup": {"xnor": 1.0, "baseline": 7.0}}
     assert "paper" in inference_figure(inference, xnor.PAPER).axes[0].get_title()

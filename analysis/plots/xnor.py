@@ -74,7 +74,8 @@ def benchmark_figure(result: dict, paper: dict | None = None) -> Figure:
     ax_s.legend(fontsize=8)
     gpu = result.get("gpu") or {}
     where = gpu.get("name") or f"CPU, {result.get('machine', {}).get('threads', '?')} threads"
-    fig.suptitle(f"measured: {where}, {result.get('machine', {}).get('date', '')}", fontsize=9)
+    kernel = f"; xnor = the '{result['xnor_kernel']}' kernel" if gpu and "xnor_kernel" in result else ""
+    fig.suptitle(f"measured: {where}, {result.get('machine', {}).get('date', '')}{kernel}", fontsize=9)
     return fig
 
 
