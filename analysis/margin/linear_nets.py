@@ -1,0 +1,269 @@
+"""Deep linear nets (Gunasekar, Lee, Soudry, Srebro 2018): the end-to-end predictor β of
+full-width circular conv nets and fully connected nets, their gradients, GD on the layers,
+the Fourier coefficients and sparsity of β, the ℓ_{2/L} bridge solution, and the Fourier
+bias experiment over depths and seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize
+
+from analysis.margin.common import LOSSES, DivergenceError, _binary_data, angle_between
+from analysis.margin.gd import _check_choice, _log_loss, _log_psi, _logsumexp, _loss, _psi, log_grid
+from analysis.margin.svm import hard_margin_svm
+
+__all__ = [
+    "circulant", "conv_net_predictor", "conv_net_predictor_by_layers", "fc_net_predictor",
+    "fourier_coefficients", "fourier_sparsity", "NetRecord", "train_linear_net",
+    "bridge_solution", "FourierBias", "fourier_bias",
+]
+
+
+# --------------------------------------------------------------------------- 4. linear nets
+
+def circulant(w: np.ndarray) -> np.ndarray:
+    """C(w) with C(w) h = w ∗ h, the circular convolution (w ∗ h)_i = Σ_k w_k h_{(i−k) mod d}."""
+    w = np.asarray(w, dtype=np.float64)
+    d = len(w)
+    return w[(np.arange(d)[:, None] - np.arange(d)[None, :]) % d]
+
+
+def conv_net_predictor_by_layers(filters: np.ndarray) -> np.ndarray:
+    """β of f(x) = w_Lᵀ C(w_{L−1}) ⋯ C(w_1) x = ⟨x, β⟩, by multiplying the layer matrices:
+    β = C(w_1)ᵀ ⋯ C(w_{L−1})ᵀ w_L. filters: (L, d), the first L − 1 are the conv layers."""
+    filters = np.asarray(filters, dtype=np.float64)
+    beta = filters[-1]
+    for w in filters[-2::-1]:
+        beta = circulant(w).T @ beta
+    return beta
+
+
+def _conv_factors(filters: np.ndarray) -> np.ndarray:
+    """Fourier factors of β: conj(ŵ_l) for the conv layers, ŵ_L for the output layer (rfft)."""
+    F = np.fft.rfft(filters, axis=1)
+    F[:-1] = np.conj(F[:-1])
+    return F
+
+
+def conv_net_predictor(filters: np.ndarray) -> np.ndarray:
+    """β of the depth-L full-width circular linear conv net, in Fourier: β̂ = ∏_l F_l with
+    F_l = conj(ŵ_l) (l < L) and F_L = ŵ_L, so |β̂| = ∏_l |ŵ_l|. filters: (L, d)."""
+    filters = np.asarray(filters, dtype=np.float64)
+    return np.fft.irfft(np.prod(_conv_factors(filters), axis=0), n=filters.shape[1])
+
+
+def _conv_grads(filters: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """∂⟨g, β⟩/∂w_l for every layer (L, d): irfft of Q̂_l conj(ĝ) for the conv layers and of
+    conj(Q̂_L) ĝ for the output, with Q̂_l = ∏_{m≠l} F_m (prefix × suffix products)."""
+    L, d = filters.shape
+    F = _conv_factors(filters)
+    ones = np.ones((1, F.shape[1]), dtype=complex)
+    prefix = np.cumprod(np.vstack([ones, F[:-1]]), axis=0)
+    suffix = np.cumprod(np.vstack([ones, F[:0:-1]]), axis=0)[::-1]
+    Q = prefix * suffix
+    G = np.fft.rfft(g)
+    A = Q * np.conj(G)
+    A[-1] = np.conj(Q[-1]) * G
+    return np.fft.irfft(A, n=d, axis=1)
+
+
+def fc_net_predictor(weights: Sequence[np.ndarray]) -> np.ndarray:
+    """β of the fully connected linear net f(x) = w_Lᵀ W_{L−1} ⋯ W_1 x: β = W_1ᵀ ⋯ W_{L−1}ᵀ w_L."""
+    beta = np.asarray(weights[-1], dtype=np.float64)
+    for W in weights[-2::-1]:
+        beta = W.T @ beta
+    return beta
+
+
+def _fc_grads(weights: list[np.ndarray], g: np.ndarray) -> list[np.ndarray]:
+    """∂⟨g, β⟩/∂W_l = u_l (M_l g)ᵀ with M_l = W_{l−1} ⋯ W_1 and u_l = W_{l+1}ᵀ ⋯ w_L."""
+    L = len(weights)
+    Mg = [g]
+    for W in weights[:-1]:
+        Mg.append(W @ Mg[-1])
+    grads: list[np.ndarray] = [None] * L  # type: ignore[list-item]
+    grads[-1] = Mg[-1]
+    u = weights[-1]
+    for i in range(L - 2, -1, -1):
+        grads[i] = np.outer(u, Mg[i])
+        u = weights[i].T @ u
+    return grads
+
+
+def fourier_coefficients(beta: np.ndarray) -> np.ndarray:
+    """The unitary DFT β̂_k = (1/√d) Σ_j β_j e^{−2πi jk/d} (complex, length d)."""
+    return np.fft.fft(np.asarray(beta, dtype=np.float64), norm="ortho")
+
+
+def fourier_sparsity(beta: np.ndarray) -> float:
+    """Hoyer's sparsity of |β̂|: (√d − ‖β̂‖₁/‖β̂‖₂)/(√d − 1), 0 for a flat spectrum, 1 for a
+    single frequency; independent of the scale of β."""
+    a = np.abs(fourier_coefficients(beta))
+    d = len(a)
+    return float((math.sqrt(d) - a.sum() / np.linalg.norm(a)) / (math.sqrt(d) - 1))
+
+
+@dataclass
+class NetRecord:
+    """A depth-L linear net trained by GD: predictors beta (K, d) at iterations t, the loss,
+    the normalized margin min_n y_n x_nᵀβ/‖β‖ and the Fourier sparsity of β."""
+
+    t: np.ndarray
+    beta: np.ndarray
+    loss: np.ndarray
+    margin: np.ndarray
+    sparsity: np.ndarray
+    kind: str
+    depth: int
+    params: list = field(default_factory=list)
+
+    @property
+    def direction(self) -> np.ndarray:
+        return self.beta[-1] / np.linalg.norm(self.beta[-1])
+
+
+def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
+                     lr: float = 0.5, init_scale: float = 0.3, normalized: bool = True,
+                     loss: str = "exponential", record: int | Sequence[int] = 10,
+                     seed: int = 0) -> NetRecord:
+    """Gradient descent on the layers of a depth-L linear net f(x) = ⟨x, β(θ)⟩ (no biases).
+
+    kind "conv": L − 1 full-width circular conv layers and a linear output, θ = (w_1 … w_L)
+    ∈ R^{L×d}; "fc": d×d matrices W_1 … W_{L−1} and w_L ∈ R^d. Init N(0, init_scale²).
+    normalized: step η/(L(θ)·‖β‖^{2−2/L}) (normalized GD, Nacson et al. 2019: the same limit
+    direction after far fewer steps; the ‖β‖ factor keeps the step stable as the degree-L
+    homogeneous net grows); otherwise the fixed step η.
+    """
+    _check_choice("kind", kind, ("conv", "fc"))
+    _check_choice("loss", loss, LOSSES)
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    Z, _ = _binary_data(X, y)
+    n, d = Z.shape
+    rng = np.random.default_rng(seed)
+    if kind == "conv":
+        params = [init_scale * rng.standard_normal((depth, d))]
+        predictor = lambda p: conv_net_predictor(p[0])  # noqa: E731
+        grads = lambda p, g: [_conv_grads(p[0], g)]  # noqa: E731
+    else:
+        params = [init_scale * rng.standard_normal((d, d)) for _ in range(depth - 1)]
+        params.append(init_scale * rng.standard_normal(d))
+        predictor, grads = fc_net_predictor, _fc_grads
+    times = log_grid(steps, record) if isinstance(record, int) else np.unique(np.asarray(record))
+    betas = np.empty((len(times), d))
+    t = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k, stop in enumerate(times):
+            for _ in range(int(stop) - t):
+                beta = predictor(params)
+                m = Z @ beta
+                if normalized:  # ∇_β L / L with logs: e^{−m} underflows once the margin is large
+                    log_w = _log_psi(m, loss) - _logsumexp(_log_loss(m, loss))
+                    g = -(np.exp(log_w) @ Z) / max(1.0, float(beta @ beta)) ** (1 - 1 / depth)
+                else:
+                    g = -(_psi(m, loss) @ Z) / n  # ∇_β L
+                for p, gp in zip(params, grads(params, g)):
+                    p -= lr * gp
+            t = int(stop)
+            betas[k] = predictor(params)
+            if not np.all(np.isfinite(betas[k])):
+                raise DivergenceError(f"{kind} net of depth {depth} diverged by t={t}; lower lr")
+    norm = np.linalg.norm(betas, axis=1)
+    M = betas @ Z.T
+    return NetRecord(t=times, beta=betas, loss=_loss(M, loss), margin=M.min(axis=1) / norm,
+                     sparsity=np.array([fourier_sparsity(b) for b in betas]), kind=kind,
+                     depth=depth, params=params)
+
+
+def bridge_solution(X, y, depth: int, beta0: np.ndarray | None = None,
+                    eps: Sequence[float] = (1e-6, 1e-8)) -> np.ndarray:
+    """A stationary point of min ‖β̂‖_{2/L} s.t. y_n x_nᵀβ ≥ 1 (β̂ the unitary DFT).
+
+    L = 1 is the hard-margin SVM (Parseval), L = 2 the ℓ1 norm of the spectrum (convex);
+    L ≥ 3 is a non-convex quasi-norm, so the point found depends on the start `beta0`
+    (default: the SVM solution; give GD's predictor to find the stationary point it approaches).
+    Solved by SLSQP on the smoothed penalty Σ_k (|β̂_k|² + ε)^{1/L}, with ε decreased along
+    `eps` (a large first ε smooths the landscape and can jump to another stationary point).
+    Returns β scaled to margin 1: min_n y_n x_nᵀβ = 1.
+    """
+    Z, _ = _binary_data(X, y)
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    beta = hard_margin_svm(X, y).w if beta0 is None else np.asarray(beta0, dtype=np.float64)
+    beta = beta / float(np.min(Z @ beta))  # feasible start
+    if depth == 1:
+        return hard_margin_svm(X, y).w
+    p = 1.0 / depth
+    cons = {"type": "ineq", "fun": lambda b: Z @ b - 1.0, "jac": lambda b: Z}
+    for e in eps:
+        def penalty(b, e=e):
+            c = fourier_coefficients(b)
+            a2 = np.abs(c) ** 2 + e
+            grad = 2 * p * np.real(np.fft.ifft(a2 ** (p - 1) * c, norm="ortho"))
+            return float(np.sum(a2 ** p)), grad
+        res = optimize.minimize(penalty, beta, jac=True, method="SLSQP", constraints=[cons],
+                                options={"maxiter": 2000, "ftol": 1e-12})
+        beta = res.x
+    return beta / float(np.min(Z @ beta))
+
+
+@dataclass
+class FourierBias:
+    """Sparsity of the spectrum of GD's predictor vs depth, over several data sets (seeds).
+
+    sparsity[(kind, L)]: Hoyer sparsity of |β̂| per seed for "conv", "fc" and "bridge" (the
+    ℓ_{2/L} stationary point found from the conv net's predictor); angle_svm[(kind, L)] and
+    angle_bridge[L]: angles in degrees between GD's predictor and the SVM / that point.
+    """
+
+    depths: tuple[int, ...]
+    sparsity: dict
+    angle_svm: dict
+    angle_bridge: dict
+    settings: dict
+
+    def table(self) -> list[dict]:
+        """One row per depth: mean sparsity of conv, fc and bridge, mean angles (degrees)."""
+        return [{"depth": L,
+                 "conv": float(np.mean(self.sparsity[("conv", L)])),
+                 "fc": float(np.mean(self.sparsity[("fc", L)])),
+                 "bridge": float(np.mean(self.sparsity[("bridge", L)])),
+                 "conv_to_bridge_deg": float(np.mean(self.angle_bridge[L])),
+                 "fc_to_svm_deg": float(np.mean(self.angle_svm[("fc", L)]))}
+                for L in self.depths]
+
+
+def fourier_bias(depths: Sequence[int] = (1, 2, 3), d: int = 16, n: int = 6,
+                 seeds: Sequence[int] = range(5), steps: int = 2000, lr: float = 0.5,
+                 init_scale: float = 0.3) -> FourierBias:
+    """Train conv and fully connected linear nets of each depth on random data x_n ~ N(0, I_d),
+    y_n = ±1 alternating (n < d: many separators), one data set per seed; measure the Fourier
+    sparsity of the predictors (Gunasekar et al. 2018, Fig. 1 in spirit)."""
+    sparsity: dict = {}
+    angle_svm: dict = {}
+    angle_bridge: dict = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((n, d))
+        y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+        svm = hard_margin_svm(X, y)
+        for L in depths:
+            for kind in ("conv", "fc"):
+                beta = train_linear_net(X, y, L, kind, steps=steps, lr=lr, init_scale=init_scale,
+                                        seed=seed).beta[-1]
+                sparsity.setdefault((kind, L), []).append(fourier_sparsity(beta))
+                angle_svm.setdefault((kind, L), []).append(
+                    float(np.degrees(angle_between(beta, svm.w))))
+                if kind == "conv":
+                    bridge = bridge_solution(X, y, L, beta0=beta)
+                    sparsity.setdefault(("bridge", L), []).append(fourier_sparsity(bridge))
+                    angle_bridge.setdefault(L, []).append(
+                        float(np.degrees(angle_between(beta, bridge))))
+    return FourierBias(tuple(depths), sparsity, angle_svm, angle_bridge,
+                       {"d": d, "n": n, "seeds": list(seeds), "steps": steps, "lr": lr,
+                        "init_scale": init_scale})
