@@ -1,0 +1,198 @@
+"""The one-hidden-layer network, batched over R runs, and its data.
+
+    f(x) = Σ_j z_j σ(w_j·x),   σ(u) = u for u > 0, ρ·u otherwise  (ρ = `slope`; ReLU: ρ = 0),
+
+with R networks held as W (R, d1, d0), z (R, d1) (θ = (vec W, z), (R, P), P = d1·(d0 + 1)),
+float64 throughout. Data: N samples x_n ∈ R^d0 with labels y_n = ±1 (random labels, a
+teacher net, mnist5k). The quadratic loss L = (1/2N) Σ_n (f(x_n) − y_n)² or the logistic
+loss L = (1/N) Σ_n log(1 + exp(−y_n f(x_n))), the training error and the exact gradients.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "DATASETS",
+    "DTYPE",
+    "make_data",
+    "random_labels",
+    "init_params",
+    "forward",
+    "training_error",
+    "loss_and_grad",
+    "flatten",
+    "unflatten",
+]
+
+ACTIVATIONS = ("leaky_relu", "relu")
+LOSSES = ("quadratic", "logistic")
+OPTIMIZERS = ("adam", "gd")
+DATASETS = ("random", "teacher", "mnist5k")
+DTYPE = torch.float64
+
+
+# --------------------------------------------------------------------------- data
+
+def random_labels(n: int, d0: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """x_n ~ N(0, I_d0), y_n uniform in {−1, +1}, independent of x: (X (n, d0), y (n,)), float64."""
+    _check_sizes(n=n, d0=d0)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d0, generator=g, dtype=DTYPE)
+    y = torch.randint(0, 2, (n,), generator=g).to(DTYPE) * 2 - 1
+    return X, y
+
+
+def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Tensor, Tensor]:
+    """A binary task with labels ±1 as float64 tensors (X (n, d0), y (n,)).
+
+    "random": standard normal inputs, random labels (`random_labels`);
+    "teacher": standard normal inputs labelled by a one-hidden-layer leaky-ReLU teacher
+    (`analysis.data`'s "teacher", option hidden=4);
+    "mnist5k": the first n training digits, labelled odd (+1) vs even (−1) (or option
+    classes=(a, b): the first n digits of classes a (−1) and b (+1)), projected on their top-d0
+    principal components and scaled to unit variance per component.
+    """
+    from analysis import data
+
+    _check_sizes(n=n, d0=d0)
+    if name == "random":
+        return random_labels(n, d0, seed)
+    if name == "teacher":
+        hidden = int(options.get("hidden", 4))
+        X, y = data.load("teacher", n=n, d=d0, hidden=hidden, activation="leaky_relu", seed=seed)
+        return X.to(DTYPE), data.to_pm1(y).to(DTYPE)
+    if name == "mnist5k":
+        classes = options.get("classes", "parity")
+        X, y = data.load("mnist5k", "train")
+        if classes == "parity":  # odd digits +1, even −1: not linearly separable
+            label = (y % 2).to(DTYPE) * 2 - 1
+            X = X.flatten(1).to(DTYPE)
+        else:
+            a, b = classes
+            keep = (y == a) | (y == b)
+            X, label = X[keep].flatten(1).to(DTYPE), torch.where(y[keep] == a, -1.0, 1.0)
+        if n > len(X):
+            raise ValueError(f"mnist5k has only {len(X)} training digits for classes "
+                             f"{classes}; asked for n={n}")
+        X, label = X[:n], label[:n].to(DTYPE)
+        Xc = X - X.mean(0)
+        _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
+        if d0 > Vh.shape[0]:
+            raise ValueError(f"d0={d0} is more than the {Vh.shape[0]} components of {n} digits")
+        Z = Xc @ Vh[:d0].T
+        return Z / Z.std(0), label
+    raise ValueError(f"data must be one of {', '.join(DATASETS)}, got {name!r}")
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    X, y = torch.as_tensor(X, dtype=DTYPE), torch.as_tensor(y, dtype=DTYPE)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must be a non-empty (N, d0) matrix, got shape {tuple(X.shape)}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}")
+    if not torch.all((y == 1) | (y == -1)):
+        raise ValueError("labels y must be ±1 (use analysis.data.to_pm1 on {0, 1} labels)")
+    return X, y
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- the network
+
+def init_params(runs: int, d0: int, width: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """R initializations, run r drawn from its own generator seeded seed + r (so run r of a
+    batch equals a single run with seed + r): w_j ~ N(0, I/d0), z_j ~ N(0, 1/d1).
+    Returns W (R, d1, d0), z (R, d1), float64."""
+    _check_sizes(runs=runs, d0=d0, width=width)
+    W = torch.empty(runs, width, d0, dtype=DTYPE)
+    z = torch.empty(runs, width, dtype=DTYPE)
+    for r in range(runs):
+        g = torch.Generator().manual_seed(seed + r)
+        W[r] = torch.randn(width, d0, generator=g, dtype=DTYPE) / math.sqrt(d0)
+        z[r] = torch.randn(width, generator=g, dtype=DTYPE) / math.sqrt(width)
+    return W, z
+
+
+def _slope(activation: str, slope: float) -> float:
+    _check_choice("activation", activation, ACTIVATIONS)
+    return 0.0 if activation == "relu" else float(slope)
+
+
+def _sigma(U: Tensor, slope: float) -> Tensor:
+    """σ(u) = u for u > 0, ρu otherwise (one fused kernel: torch.where is slow on CPU here)."""
+    return torch.nn.functional.leaky_relu(U, slope)
+
+
+def _sigma_backward(G: Tensor, U: Tensor, slope: float) -> Tensor:
+    """G·σ'(U), σ'(u) = 1 for u > 0, ρ otherwise (σ'(0) = ρ), in one fused kernel."""
+    return torch.ops.aten.leaky_relu_backward(G, U, slope, False)
+
+
+def forward(W: Tensor, z: Tensor, X: Tensor, slope: float = 0.1) -> tuple[Tensor, Tensor]:
+    """Pre-activations U_rnj = w_rj·x_n (R, N, d1) and outputs f_rn = Σ_j z_rj σ(U_rnj) (R, N)."""
+    U = torch.matmul(W, X.T)  # (R, d1, N), contiguous: elementwise kernels are fast on it
+    return U.transpose(1, 2), (z.unsqueeze(1) @ _sigma(U, slope)).squeeze(1)
+
+
+def training_error(f: Tensor, y: Tensor) -> Tensor:
+    """Fraction of samples with y_n f(x_n) ≤ 0, per run: (R, N) -> (R,)."""
+    return (y * f <= 0).to(DTYPE).mean(-1)
+
+
+def _loss_terms(f: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Tensor]:
+    """Per-run loss L_r (R,) and its derivative dL_r/df_rn (R, N)."""
+    N = y.shape[-1]
+    if loss == "quadratic":
+        r = f - y
+        return 0.5 * (r * r).mean(-1), r / N
+    m = -y * f
+    return torch.nn.functional.softplus(m).mean(-1), -y * torch.sigmoid(m) / N
+
+
+def _grads(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float,
+           loss: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Loss (R,), gradients (R, d1, d0), (R, d1) and outputs f (R, N)."""
+    U = torch.matmul(W, X.T)  # (R, d1, N)
+    A = _sigma(U, slope)
+    f = (z.unsqueeze(1) @ A).squeeze(1)
+    L, g = _loss_terms(f, y, loss)
+    gz = (A * g.unsqueeze(1)).sum(-1)
+    gU = _sigma_backward(z.unsqueeze(-1) * g.unsqueeze(1), U, slope)
+    return L, gU @ X, gz, f
+
+
+def loss_and_grad(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float = 0.1,
+                  loss: str = "quadratic") -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-run loss (R,), training error (R,) and the exact gradients (R, d1, d0), (R, d1):
+
+        ∂L/∂z_j = Σ_n g_n σ(w_j·x_n),   ∂L/∂w_j = Σ_n g_n z_j σ'(w_j·x_n) x_n,   g_n = ∂L/∂f_n.
+    """
+    L, gW, gz, f = _grads(W, z, X, y, slope, loss)
+    return L, training_error(f, y), gW, gz
+
+
+def flatten(W: Tensor, z: Tensor) -> Tensor:
+    """θ = (vec W, z): (R, P) from W (R, d1, d0) and z (R, d1)."""
+    return torch.cat([W.flatten(1), z], dim=1)
+
+
+def unflatten(theta: Tensor, d0: int, width: int) -> tuple[Tensor, Tensor]:
+    """Inverse of `flatten`: θ (R, P) -> W (R, d1, d0), z (R, d1)."""
+    k = width * d0
+    return theta[:, :k].reshape(-1, width, d0), theta[:, k:]
