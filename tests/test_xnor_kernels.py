@@ -4,8 +4,11 @@ a GPU they equal the CPU reference exactly (marked gpu, skipped without one)."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,39 @@ def test_kernel_compiles(kernel: str, arch: str, tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert cubin.stat().st_size > 0
+
+
+def _nvrtc() -> ctypes.CDLL | None:
+    """NVRTC, the run-time compiler CuPy uses: from the system, else the nvidia-cuda-nvrtc wheel."""
+    candidates = [ctypes.util.find_library("nvrtc")]
+    for site in map(Path, sys.path):
+        candidates += sorted(map(str, site.glob("nvidia/*/lib/libnvrtc.so*")))
+    for name in filter(None, candidates):
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.parametrize("arch", ["compute_75", "compute_80", "compute_90"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernel_compiles_under_nvrtc(kernel: str, arch: str) -> None:
+    """The CuPy launcher compiles kernels/*.cu with NVRTC, not nvcc: it must accept them too."""
+    nvrtc = _nvrtc()
+    if nvrtc is None:
+        pytest.skip("NVRTC (libnvrtc) not found: cannot check the CuPy launcher's compiler")
+    prog = ctypes.c_void_p()
+    source = xnor.kernel_source(kernel).encode()
+    assert nvrtc.nvrtcCreateProgram(ctypes.byref(prog), source, kernel.encode(), 0, None, None) == 0
+    options = [f"--gpu-architecture={arch}".encode(), b"-std=c++14"]  # as xnor.gpu's _CuPy
+    status = nvrtc.nvrtcCompileProgram(prog, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    nvrtc.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    nvrtc.nvrtcGetProgramLog(prog, log)
+    nvrtc.nvrtcDestroyProgram(ctypes.byref(prog))
+    assert status == 0, log.value.decode()
 
 
 def test_launch_geometry_matches_the_kernel() -> None:
