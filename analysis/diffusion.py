@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 RECORD_FILE = "diffusion.json"
+W0_FILE = "diffusion_w0.pt"  # w_0 beside the record, so that a resumed run measures from it
 
 
 # --- the record -----------------------------------------------------------------------------
@@ -137,8 +138,10 @@ class WeightDiffusion:
     per-parameter distances with two fused `torch._foreach_*` calls (no copy of the model is
     kept). every=k records after updates k, 2k, ...; every="auto" at log-spaced updates
     (see `record_points`); the last update of the run is always recorded. With a run folder
-    the record is written there as diffusion.json after every epoch. A resumed run starts a
-    new record from the resumed weights.
+    the record is written there as diffusion.json after every epoch, and w_0 once as
+    diffusion_w0.pt: a run resumed from that folder (`fit(..., resume=True)`) goes on with the
+    same record, distances still from the first w_0. (A resumed run whose folder lacks them
+    starts a new record from the resumed weights, and says so in `record.meta`.)
     """
 
     def __init__(self, every: int | str = "auto", layers: bool = True, per_decade: int = 24):
@@ -170,6 +173,32 @@ class WeightDiffusion:
                                             "parameters": int(self._w0.numel()),
                                             "batch_size": state.batch_size})
         self._run_dir = state.run_dir
+        if self._run_dir is None:
+            return
+        w0_path = self._run_dir / W0_FILE
+        if state.step == 0:
+            tmp = w0_path.with_suffix(".tmp")
+            torch.save(self._w0.cpu(), tmp)
+            os.replace(tmp, w0_path)
+        elif w0_path.exists() and (self._run_dir / RECORD_FILE).exists():
+            self._resume(state, w0_path)
+        else:
+            self.record.meta["restarted_at_update"] = state.step  # t counts from the resume
+
+    def _resume(self, state, w0_path: Path) -> None:
+        """Go on with the record of the run in `state.run_dir`, from its w_0 (saved at t = 0)."""
+        w0 = torch.load(w0_path, map_location="cpu", weights_only=True)
+        if w0.shape != self._w0.shape:
+            raise ValueError(f"{w0_path} holds {w0.numel()} weights but the model has "
+                             f"{self._w0.numel()}: not the model of this run")
+        self._w0.copy_(w0)
+        self.record = DiffusionRecord.load(self._run_dir)
+        self._start = 0
+        # the next point of the same grid as an uninterrupted run, after the checkpoint's update
+        t = _next_point(0 if self.every == "auto" else state.step, self.every, self.per_decade)
+        while t <= state.step:
+            t = _next_point(t, self.every, self.per_decade)
+        self._next = t
 
     @torch.no_grad()
     def distances(self) -> tuple[float, list[float]]:

@@ -96,6 +96,38 @@ def test_record_save_load_and_run_folder(tmp_path):
         D.DiffusionRecord.load(tmp_path / "missing.json")
 
 
+@pytest.mark.parametrize("every", ["auto", 5])
+def test_resumed_run_goes_on_with_the_record(tmp_path, every):
+    """Stop after 2 of 4 epochs and resume: distances still from the first w_0, same record."""
+    kw = dict(batch_size=16, optimizer="sgd", lr=0.1, seed=3)
+    torch.manual_seed(0)
+    whole = D.WeightDiffusion(every=every)
+    fit(_model(), _toy(), epochs=4, callbacks=[whole], **kw)
+    torch.manual_seed(0)
+    first = D.WeightDiffusion(every=every)
+    fit(_model(), _toy(), epochs=2, callbacks=[first], run_dir=tmp_path, **kw)
+    assert (tmp_path / D.W0_FILE).exists()
+    second = D.WeightDiffusion(every=every)
+    fit(_model(), _toy(), epochs=4, callbacks=[second], run_dir=tmp_path, resume=True, **kw)
+    r, w = second.record, whole.record
+    assert r.steps[: len(first.record.steps)] == first.record.steps  # the first part kept
+    extra = set(r.steps) - set(w.steps)
+    assert extra <= {8}  # at most the last update of the first run (update 8), recorded then
+    keep = [i for i, t in enumerate(r.steps) if t not in extra]
+    assert [r.steps[i] for i in keep] == w.steps
+    np.testing.assert_allclose([r.distance[i] for i in keep], w.distance, rtol=1e-5)
+    assert "restarted_at_update" not in r.meta
+    assert D.DiffusionRecord.load(tmp_path) == r
+
+
+def test_resume_without_w0_starts_a_new_record(tmp_path):
+    kw = dict(batch_size=16, lr=0.1)
+    fit(_model(), _toy(), epochs=1, run_dir=tmp_path, **kw)  # no diffusion callback: no w_0 saved
+    rec = D.WeightDiffusion(every=1)
+    fit(_model(), _toy(), epochs=2, callbacks=[rec], run_dir=tmp_path, resume=True, **kw)
+    assert rec.record.meta["restarted_at_update"] == 4 and rec.record.steps == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("every", [0, -3, 1.5, "often", True])
 def test_bad_every_is_refused(every):
     with pytest.raises(ValueError, match="every must be a positive number of updates or 'auto'"):
