@@ -201,6 +201,12 @@ __device__ __forceinline__ void xnor_tc_store(xnor_word* S, int tid, const xnor_
         S[xnor_tc_slot(row, col + j)] = r[j];
 }
 
+/* popcount of the 4 words one thread loads: its share of a row's pa or pb */
+__device__ __forceinline__ int xnor_popc4(const xnor_word r[4])
+{
+    return __popcll(r[0]) + __popcll(r[1]) + __popcll(r[2]) + __popcll(r[3]);
+}
+
 /* c[0..3] += popc(A AND B) on one m16n8k256 tile (fragments as laid out above). */
 __device__ __forceinline__ void xnor_bmma_and(int c[4], const unsigned a[4], const unsigned b[2])
 {
@@ -252,11 +258,8 @@ xnor_gemm_tc(const xnor_word* __restrict__ A, const xnor_word* __restrict__ B,
     xnor_load(B, N, W, n0, 0, tid, wide_b, tail, rb);
     xnor_tc_store(As[0], tid, ra);
     xnor_tc_store(Bs[0], tid, rb);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        count_a += __popcll(ra[j]);
-        count_b += __popcll(rb[j]);
-    }
+    count_a += xnor_popc4(ra);
+    count_b += xnor_popc4(rb);
     __syncthreads();
 
     for (int s = 0; s < stages; ++s) {
@@ -290,11 +293,8 @@ xnor_gemm_tc(const xnor_word* __restrict__ A, const xnor_word* __restrict__ B,
         if (more) {
             xnor_tc_store(As[cur ^ 1], tid, ra);
             xnor_tc_store(Bs[cur ^ 1], tid, rb);
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                count_a += __popcll(ra[j]);
-                count_b += __popcll(rb[j]);
-            }
+            count_a += xnor_popc4(ra);
+            count_b += xnor_popc4(rb);
         }
         __syncthreads();
     }
