@@ -25,7 +25,8 @@ prebuilt=$(compgen -G ".gpu/pycuda-*-cp312-*.whl" | head -1 || true)
 if [ -n "$prebuilt" ]; then  # from benchmarks/build-pycuda-wheel.sh: no compiling here
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl
     PYTHONPATH=/tmp/site python3 -c "import pycuda.driver as d; d.init(); print('pycuda', d.get_version(), d.Device(0).name())" \
-        || { echo "the prebuilt PyCUDA wheel does not load: building from source"; rm -rf /tmp/site/pycuda*; prebuilt=""; }
+        || { echo "the prebuilt PyCUDA wheel does not load: building from source"
+             rm -rf /tmp/site/pycuda* && mv "$prebuilt" /tmp/ && prebuilt=""; }  # out of install-pycuda.sh's *.whl
 fi
 if [ -d .gpu ] && [ -z "$prebuilt" ]; then
     # PyCUDA links with -lcuda: give the linker the driver library torch loads (images often
