@@ -182,6 +182,7 @@ def xnor(argv: list[str]) -> int:
     shapes += [("mlp hidden", batch, a.width, a.width), ("mlp output", batch, 10, a.width)]
     info = _gpu_info() if cuda else {}
     peak = info.get("popcount_peak_ops")
+    kernel = bits.gpu_kernel() if cuda else "cpu reference"  # what "xnor" runs
     g = torch.Generator().manual_seed(0)
     rows = []
     tf32 = torch.backends.cuda.matmul.allow_tf32
@@ -196,7 +197,7 @@ def xnor(argv: list[str]) -> int:
             candidates: dict[str, Callable[[], object]] = {"fp32": lambda A=A, B=B: A @ B.T}
             if cuda:
                 candidates["xnor"] = lambda pa=pa, pb=pb, k=k, out=out: bits.xnor_matmul(pa, pb, k, out=out)
-                if bits.gpu_kernel() == "tc":
+                if kernel == "tc":
                     popc = bits.xnor_matmul(pa, pb, k, kernel="popc")
                     exact &= bool(torch.equal(popc.to(fp32.dtype), fp32))
                     candidates["xnor-popc"] = (lambda pa=pa, pb=pb, k=k, out=out:
@@ -240,8 +241,7 @@ def xnor(argv: list[str]) -> int:
              else f"{torch.get_num_threads()} CPU threads"))
     write_json(a.json, {"benchmark": "xnor", "device": "cuda" if cuda else "cpu", "gpu": info,
                         "backend": bits.gpu_status() if cuda else "cpu reference",
-                        "xnor_kernel": bits.gpu_kernel() if cuda else "cpu reference",
-                        "rows": rows})
+                        "xnor_kernel": kernel, "rows": rows})
     return 0 if all(r["exact"] for r in rows) else 1
 
 
@@ -274,6 +274,7 @@ def bnn_inference(argv: list[str]) -> int:
         print(f"no GPU kernels: {bits.gpu_status()}")
         return 1
     device = "cuda" if cuda else "cpu"
+    kernel = bits.gpu_kernel() if cuda else "cpu reference"  # what "xnor" runs
     batch = a.batch or (10000 if cuda else 1000)
     X, y = data.load("mnist5k", "train")
     Xt, yt = data.load("mnist5k", "test")
@@ -305,14 +306,14 @@ def bnn_inference(argv: list[str]) -> int:
             want_d = model_d(Xt.to(device)).argmax(1)
         checks["cuda"] = int((packed_d.predict(Xt.to(device)) == want_d).sum())
         checks["cuda_baseline"] = int((packed_d.predict(Xt.to(device), "baseline") == want_d).sum())
-        if bits.gpu_kernel() == "tc":
+        if kernel == "tc":
             checks["cuda_popc"] = int((packed_d.predict(Xt.to(device), "popc") == want_d).sum())
         print("exactness (GPU): " + ", ".join(f"{name} {n}/{len(Xt)}" for name, n in checks.items()
                                                if name != "cpu"))
     candidates = {"xnor": lambda: packed_d.predict(xb), "torch float": lambda: model_d(xb).argmax(1)}
     if cuda:
         candidates["baseline"] = lambda: packed_d.predict(xb, "baseline")
-        if bits.gpu_kernel() == "tc":
+        if kernel == "tc":
             candidates["xnor-popc"] = lambda: packed_d.predict(xb, "popc")
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -330,8 +331,8 @@ def bnn_inference(argv: list[str]) -> int:
               f"(xnor speedup {t / seconds['xnor']:.2f}x)")
     write_json(a.json, {"benchmark": "bnn-inference", "device": device,
                         "gpu": _gpu_info() if cuda else {}, "width": a.width, "depth": a.depth,
-                        "xnor_kernel": bits.gpu_kernel() if cuda else "cpu reference",
-                        "batch": batch, "train_epochs": a.train_epochs, "exact": checks,
+                        "xnor_kernel": kernel, "batch": batch, "train_epochs": a.train_epochs,
+                        "exact": checks,
                         "test_digits": len(Xt), "size": size, "seconds": seconds,
                         "xnor_speedup": {n: t / seconds["xnor"] for n, t in seconds.items()}})
     return 0 if all(v == len(Xt) for v in checks.values()) else 1
