@@ -151,7 +151,7 @@ def test_emulated_baseline_gemm(emulator: Path) -> None:
     np.testing.assert_array_equal(np.frombuffer(out, np.float32).reshape(m, n), a @ b)
 
 
-@pytest.mark.parametrize("r,k", [(1, 1), (5, 130), (3, 64), (300, 70)])
+@pytest.mark.parametrize("r,k", [(1, 1), (5, 130), (3, 64), (300, 70), (2, 31), (9, 96)])
 def test_emulated_pack_signs(emulator: Path, r: int, k: int) -> None:
     rng = np.random.default_rng(r * k)
     x = rng.standard_normal((r, k)).astype(np.float32)
@@ -161,9 +161,9 @@ def test_emulated_pack_signs(emulator: Path, r: int, k: int) -> None:
     np.testing.assert_array_equal(np.frombuffer(out, np.uint64).reshape(r, w), xnor.pack_bits(x))
 
 
-def test_emulated_threshold_pack(emulator: Path) -> None:
-    rng = np.random.default_rng(3)
-    r, n = 7, 150
+@pytest.mark.parametrize("r,n", [(7, 150), (3, 20), (2, 128), (40, 33)])
+def test_emulated_threshold_pack(emulator: Path, r: int, n: int) -> None:
+    rng = np.random.default_rng(r * n)
     y = rng.integers(-50, 50, (r, n), dtype=np.int32)
     s = rng.choice(np.array([-1, 1], dtype=np.int32), n)
     t = rng.integers(-20, 20, n, dtype=np.int32)

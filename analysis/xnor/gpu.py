@@ -192,7 +192,7 @@ def _words(t: Tensor, name: str) -> Tensor:
 
 
 def cuda_pack_bits(x: Tensor) -> Tensor:
-    """pack_bits on the device: kernels/pack.cu `pack_signs`, one thread per word."""
+    """pack_bits on the device: kernels/pack.cu `pack_signs`, one warp per word."""
     if not gpu_available():
         _fallback_warning()
         return pack_bits(x.cpu()).to(x.device)
@@ -203,7 +203,7 @@ def cuda_pack_bits(x: Tensor) -> Tensor:
     w = n_words(k)
     out = torch.empty(rows.shape[0], w, dtype=torch.int64, device=x.device)
     threads = kernel_defines("pack")["PACK_THREADS"]
-    grid = (_cdiv(rows.shape[0] * w, threads), 1)
+    grid = (_cdiv(rows.shape[0] * w, threads // 32), 1)  # one warp per word
     _launch("pack", "pack_signs", grid, (threads, 1, 1), (rows, out, rows.shape[0], k, w), x.device)
     return out.reshape(*x.shape[:-1], w)
 
@@ -297,6 +297,6 @@ def threshold_pack(y: Tensor, s: Tensor, t: Tensor) -> Tensor:
     w = n_words(n)
     out = torch.empty(r, w, dtype=torch.int64, device=y.device)
     threads = kernel_defines("pack")["PACK_THREADS"]
-    _launch("pack", "threshold_pack", (_cdiv(r * w, threads), 1), (threads, 1, 1),
+    _launch("pack", "threshold_pack", (_cdiv(r * w, threads // 32), 1), (threads, 1, 1),
             (y, s, t, out, r, n, w), y.device)
     return out

@@ -1,9 +1,9 @@
 // A minimal CPU stand-in for the CUDA features kernels/*.cu use, to check their indexing,
 // bounds and barriers on machines without a GPU: each block runs as blockDim OS threads
 // that meet at a std::barrier for __syncthreads(); blocks run one after another, so
-// __shared__ arrays can be function statics. The one warp-wide primitive is the binary
-// tensor-core product (emu_bmma_and_popc, after PTX's mma.m16n8k256 .b1 .and.popc): the 32
-// threads of a warp meet at a barrier of their own to swap fragments. No timing meaning.
+// __shared__ arrays can be function statics. The warp-wide primitives, __ballot_sync and the
+// binary tensor-core product (emu_bmma_and_popc, after PTX's mma.m16n8k256 .b1 .and.popc),
+// have the threads of a warp meet at a barrier of their own to swap values. No timing meaning.
 #pragma once
 #include <algorithm>
 #include <barrier>
@@ -36,6 +36,20 @@ inline std::vector<std::barrier<>*> emu_warp_barriers;
 inline void __syncthreads() { emu_barrier->arrive_and_wait(); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 using std::min;
+
+// __ballot_sync(mask, pred): bit l of the result is lane l's pred, for the lanes in mask.
+inline unsigned emu_votes[32][32];  // [warp][lane]
+inline unsigned __ballot_sync(unsigned mask, bool pred) {
+    const unsigned warp = emu_thread / 32, lane = emu_thread % 32;
+    const unsigned lanes = std::min(32u, blockDim.x * blockDim.y * blockDim.z - 32 * warp);
+    emu_votes[warp][lane] = pred;
+    emu_warp_barriers[warp]->arrive_and_wait();  // every lane has voted
+    unsigned result = 0;
+    for (unsigned l = 0; l < lanes; ++l)
+        result |= (emu_votes[warp][l] & (mask >> l) & 1u) << l;
+    emu_warp_barriers[warp]->arrive_and_wait();  // every lane has counted
+    return result;
+}
 
 // mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc: lane l = 4 g + t holds
 // a0 (row g, bits 32t..), a1 (row g+8, bits 32t..), a2 (row g, bits 128+32t..), a3 (row g+8,

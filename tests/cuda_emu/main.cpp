@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
         int R = atoi(argv[2]), K = atoi(argv[3]), W = atoi(argv[4]);
         auto X = read<float>((size_t)R * K);
         auto P = read<unsigned long long>((size_t)R * W);
-        emu_launch(dim3(cdiv((long long)R * W, PACK_THREADS)), dim3(PACK_THREADS), pack_signs,
+        emu_launch(dim3(cdiv((long long)R * W, PACK_THREADS / 32)), dim3(PACK_THREADS), pack_signs,
                    (const float*)X.data(), P.data(), R, K, W);
         write(P, (size_t)R * W);
     } else if (k == "threshold_pack") {  // R N W; Y (R x N) S (N) T (N) int32; P (R x W) u64
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
         auto S = read<int>(N);
         auto T = read<int>(N);
         auto P = read<unsigned long long>((size_t)R * W);
-        emu_launch(dim3(cdiv((long long)R * W, PACK_THREADS)), dim3(PACK_THREADS), threshold_pack,
+        emu_launch(dim3(cdiv((long long)R * W, PACK_THREADS / 32)), dim3(PACK_THREADS), threshold_pack,
                    (const int*)Y.data(), (const int*)S.data(), (const int*)T.data(), P.data(), R, N, W);
         write(P, (size_t)R * W);
     } else {
