@@ -133,8 +133,8 @@ def quantize_uniform(
         x = x.float()
     lo_t = torch.as_tensor(lo, dtype=x.dtype, device=x.device)
     hi_t = torch.as_tensor(hi, dtype=x.dtype, device=x.device)
-    if torch.isnan(lo_t).any() or torch.isnan(hi_t).any() or (hi_t <= lo_t).any():
-        raise ValueError(f"the clipping range needs lo < hi, got lo={lo}, hi={hi}")
+    if not (torch.isfinite(lo_t).all() and torch.isfinite(hi_t).all()) or (hi_t <= lo_t).any():
+        raise ValueError(f"the clipping range needs finite lo < hi, got lo={lo}, hi={hi}")
     return _UniformSTE.apply(x, bits, lo_t, hi_t, stochastic, generator)
 
 
@@ -193,8 +193,8 @@ class UniformQuantizer:
     def __init__(self, bits: int, clip: float | None = 1.0, symmetric: bool = True,
                  stochastic: bool = False, per_channel: bool = False):
         self.bits = check_bits(bits)
-        if clip is not None and not clip > 0:
-            raise ValueError(f"clip must be > 0 (or None for min/max), got {clip}")
+        if clip is not None and not 0 < clip < float("inf"):
+            raise ValueError(f"clip must be > 0 and finite (or None for min/max), got {clip}")
         self.clip, self.symmetric = clip, symmetric
         self.stochastic, self.per_channel = stochastic, per_channel
 

@@ -195,6 +195,17 @@ def test_bad_inputs_give_clear_errors():
         C.bias_correct(torch.zeros(2, 3), torch.zeros(3, 2))
 
 
+def test_infinite_values_are_clear_errors():
+    """An infinite α or scale used to give inf or NaN MSEs, and allocate_bits(…, inf) returned
+    −9223372036854775807 bits per channel."""
+    with pytest.raises(ValueError, match="alphas must be > 0 and finite"):
+        C.allocate_bits([1.0, math.inf], 4)
+    with pytest.raises(ValueError, match="alpha must be > 0 and finite"):
+        C.mse_laplace(math.inf, 1.0, 4, exact=True)
+    with pytest.raises(ValueError, match="scale .* must be > 0 and finite"):
+        C.mse_gaussian(1.0, math.inf, 4)
+
+
 def test_lesson_helpers(samples):
     grid = np.linspace(0.5, 10, 20)
     for prior in C.PRIORS:

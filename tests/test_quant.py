@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -74,6 +76,15 @@ def test_bits_out_of_range_is_a_clear_error(bits):
 def test_empty_range_is_a_clear_error():
     with pytest.raises(ValueError, match="lo < hi"):
         quantize_uniform(torch.zeros(3), 4, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("lo, hi", [(-math.inf, 1.0), (-1.0, math.inf), (-1.0, math.nan)])
+def test_infinite_range_is_a_clear_error(lo, hi):
+    """An infinite range has infinitely wide bins: the levels would be NaN or ±inf."""
+    with pytest.raises(ValueError, match="finite lo < hi"):
+        quantize_uniform(torch.zeros(3), 4, lo, hi)
+    with pytest.raises(ValueError, match="finite"):
+        UniformQuantizer(4, clip=math.inf)
 
 
 def test_quantizer_objects():

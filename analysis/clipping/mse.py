@@ -86,8 +86,8 @@ def _positive_array(value, name: str) -> np.ndarray:
     a = np.asarray(value, dtype=np.float64)
     if a.size == 0:
         raise ValueError(f"{name} is empty")
-    if np.isnan(a).any() or (a <= 0).any():
-        raise ValueError(f"{name} must be > 0 (and not NaN), got {value!r}")
+    if not (np.isfinite(a) & (a > 0)).all():
+        raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
     return a
 
 
