@@ -149,6 +149,34 @@ def test_lanczos_matches_exact_extremes():
     assert (lo < 0).all()  # a random point of this loss is not a minimum
 
 
+@pytest.mark.parametrize("loss", ["quadratic", "logistic"])
+def test_hessian_vector_product_matches_explicit_hessian(loss):
+    from analysis.landscape.endpoints import _hessian_vector_product
+
+    X, y, W, z = random_point(width=5)
+    H = L.hessians(W, z, X, y, loss=loss)
+    theta = L.flatten(W, z)
+    V = torch.randn(3, theta.shape[1], generator=torch.Generator().manual_seed(0), dtype=D)
+    for r in range(W.shape[0]):
+        hvp = _hessian_vector_product(theta[r], X, y, W.shape[2], W.shape[1], 0.1, loss)
+        for v in V:
+            torch.testing.assert_close(hvp(v), H[r] @ v, atol=1e-12, rtol=1e-10)
+
+
+def test_hessians_by_autodiff_raise_no_deprecation_warning():
+    """Forward-over-reverse (torch.func.jvp / hessian) made torch script its jvp decompositions
+    and warn "`torch.jit.script` is deprecated" (once per process, hence a fresh one)."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from analysis import landscape as L\n"
+            "X, y = L.random_labels(12, 3, 1); W, z = L.init_params(2, 3, 5, 1)\n"
+            "L.hessian_extremes(W, z, X, y, exact_max=0); L.hessian_reference(W, z, X, y)\n")
+    out = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", code],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 # --------------------------------------------------------------------------- training
 
 def test_batched_equals_independent_runs():

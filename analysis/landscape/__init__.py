@@ -19,9 +19,10 @@ needs d1·d0 ≥ N) its loss is zero.
 Here R networks are trained together as one batched computation (weights W of shape
 (R, d1, d0), z of shape (R, d1)); each endpoint is classified as a global minimum, a
 sub-optimal DLM, a saddle, a point at a kink, or not converged, with its Hessian spectrum
-(exact through `torch.func` for small nets, Lanczos for large ones). Loss slices: 1-D
-interpolation from an initialization to its endpoint, 2-D slices along filter-normalized
-random directions (Li et al., "Visualizing the loss landscape of neural nets", NeurIPS 2018).
+(exact in closed form for small nets, Lanczos on Hessian-vector products for large ones).
+Loss slices: 1-D interpolation from an initialization to its endpoint, 2-D slices along
+filter-normalized random directions (Li et al., "Visualizing the loss landscape of neural
+nets", NeurIPS 2018).
 
 - `analysis.landscape.net`: the network and its data. Data sets with labels ±1, R
   initializations, the forward pass, the loss, the training error and exact gradients,

@@ -5,8 +5,8 @@ by hand.
 Within a differentiable region (fixed activation pattern a_nj = σ'(w_j·x_n)) f is linear in
 v_j = z_j w_j, so a differentiable local minimum (DLM) solves a least squares problem with
 the N × d1·d0 design matrix G_n = (a_nj x_n)_j: when rank G = N (which needs d1·d0 ≥ N) its
-loss is zero (Soudry & Hoffer). Hessians: exact through `torch.func` (and in closed form) for
-small nets, Lanczos for large ones.
+loss is zero (Soudry & Hoffer). Hessians: exact in closed form (checked against `torch.func`)
+for small nets, Lanczos on Hessian-vector products for large ones.
 """
 
 from __future__ import annotations
@@ -147,8 +147,8 @@ def hessians(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str = "leak
 
     with ∂f_n/∂w_j = z_j σ'(u_nj) x_n, ∂f_n/∂z_j = σ(u_nj), and, inside a differentiable
     region (σ'' = 0), the only nonzero second derivatives ∂²f_n/∂w_j∂z_j = σ'(u_nj) x_n.
-    One batched product for all R runs; tests check it against torch.func.hessian and
-    finite differences. `hessian_reference` is the torch.func version."""
+    One batched product for all R runs; tests check it against `hessian_reference` (torch.func)
+    and finite differences."""
     X, y = _check_data(X, y)
     s = _slope(activation, slope)
     R, d1, d0 = W.shape
@@ -172,7 +172,11 @@ def hessians(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str = "leak
 def hessian_reference(W: Tensor, z: Tensor, X: Tensor, y: Tensor,
                       activation: str = "leaky_relu", slope: float = 0.1,
                       loss: str = "quadratic") -> Tensor:
-    """The same Hessians by automatic differentiation (torch.func: vmap of hessian)."""
+    """The same Hessians by automatic differentiation: vmap of jacrev(jacrev(L)).
+
+    Reverse over reverse, like `_hessian_vector_product`: torch.func.hessian (forward over
+    reverse) gives the same numbers but, on first use, loads torch's forward-mode
+    decompositions, which warn that `torch.jit.script` is deprecated."""
     X, y = _check_data(X, y)
     s = _slope(activation, slope)
     d0, width = W.shape[2], W.shape[1]
@@ -180,18 +184,34 @@ def hessian_reference(W: Tensor, z: Tensor, X: Tensor, y: Tensor,
     def one(theta: Tensor) -> Tensor:
         return _single_loss(theta, X, y, d0, width, s, loss)
 
-    return torch.func.vmap(torch.func.hessian(one))(flatten(W, z).to(DTYPE))
+    return torch.func.vmap(torch.func.jacrev(torch.func.jacrev(one)))(flatten(W, z).to(DTYPE))
+
+
+def _hessian_vector_product(theta: Tensor, X: Tensor, y: Tensor, d0: int, width: int,
+                            slope: float = 0.1, loss: str = "quadratic"):
+    """v ↦ ∇²L(θ) v at one point θ (P,) in the order of `flatten`, for Lanczos.
+
+    Reverse over reverse: the gradient is linearized once at θ (torch.func.vjp of grad), and
+    since ∇²L is symmetric its vector-Jacobian product is the Hessian-vector product; each
+    product then costs one backward pass (about 10x less than torch.func.jvp of grad, which
+    also warns that `torch.jit.script` is deprecated on first use)."""
+    grad = torch.func.grad(lambda t: _single_loss(t, X, y, d0, width, slope, loss))
+    _, vjp = torch.func.vjp(grad, theta.to(DTYPE))
+
+    def hvp(v: Tensor) -> Tensor:
+        return vjp(v)[0]
+
+    return hvp
 
 
 def _lanczos_extremes(theta: Tensor, X: Tensor, y: Tensor, d0: int, width: int, slope: float,
                       loss: str, tol: float = 1e-8) -> tuple[float, float]:
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    grad = torch.func.grad(lambda t: _single_loss(t, X, y, d0, width, slope, loss))
+    product = _hessian_vector_product(theta, X, y, d0, width, slope, loss)
 
     def hvp(v: np.ndarray) -> np.ndarray:
-        t = torch.as_tensor(np.asarray(v).reshape(-1), dtype=DTYPE)
-        return torch.func.jvp(grad, (theta,), (t,))[1].numpy()
+        return product(torch.as_tensor(np.asarray(v).reshape(-1), dtype=DTYPE)).numpy()
 
     P = theta.numel()
     op = LinearOperator((P, P), matvec=hvp, dtype=np.float64)
