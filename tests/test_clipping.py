@@ -217,6 +217,9 @@ def test_lesson_helpers(samples):
     assert [(r["prior"], r["bits"]) for r in rows] == expected
     assert all(abs(r["exact_vs_measured"]) < 0.1 and r["paper_vs_exact"] < 0 for r in rows)
     assert rows[0]["paper_vs_measured"] < -0.2
+    # the column labelled "paper" holds the published α*, not the project's optimum (3.897 at 3 bits)
+    assert [r["alpha_paper"] for r in C.compare_at_optimum(small, bits=(3, 9))[:2]] == [
+        3.89, pytest.approx(C.optimal_alpha(9, "laplace"))]
     curves = C.curve_rows(small["gaussian"], "gaussian", bits=(2, 4), grid=grid)
     assert [c["bits"] for c in curves] == [2, 4] and curves[0]["measured"].shape == grid.shape
     text = C.format_rows(rows, {"prior": "{}", "bits": "{:d}", "alpha_exact": "{:.3f}"})

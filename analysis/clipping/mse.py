@@ -485,15 +485,17 @@ def compare_at_optimum(samples: dict[str, Tensor], bits=range(1, 9)) -> list[dic
     """Exact and paper's MSE against the measured one, at the paper's α* and at the exact α*.
 
     samples: prior name → samples of the unit prior (Laplace b = 1, N(0, 1)). Each row:
-    prior, bits, alpha_paper, alpha_exact, and the relative differences (analytic/measured − 1)
-    exact_vs_measured and paper_vs_measured at the paper's α*, and the same at the exact α*
-    (keys ending in _at_exact)."""
+    prior, bits, alpha_paper (the published α*, `PAPER_ALPHA`; beyond 8 bits, where the paper
+    gives none, the optimum of its approximation), alpha_exact, and the relative differences
+    (analytic/measured − 1) exact_vs_measured and paper_vs_measured at the paper's α*, and the
+    same at the exact α* (keys ending in _at_exact)."""
     rows = []
     for prior, x in samples.items():
         st = SortedTensor(x)
         for m in bits:
-            row = {"prior": _check_prior(prior), "bits": m,
-                   "alpha_paper": optimal_alpha(m, prior), "alpha_exact": optimal_alpha(m, prior, exact=True)}
+            paper = PAPER_ALPHA[_check_prior(prior)].get(check_bits(m)) or optimal_alpha(m, prior)
+            row = {"prior": prior, "bits": m,
+                   "alpha_paper": paper, "alpha_exact": optimal_alpha(m, prior, exact=True)}
             for key, a in (("", row["alpha_paper"]), ("_at_exact", row["alpha_exact"])):
                 measured = st.mse(a, m)
                 row["exact_vs_measured" + key] = mse(a, 1.0, m, prior, exact=True) / measured - 1
