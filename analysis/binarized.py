@@ -144,6 +144,8 @@ def run_time_memory(model: nn.Module) -> list[dict]:
         rows.append({"layer": name, "kind": type(m).__name__, "values": sum(t.numel() for t in tensors),
                      "bits_per_weight": getattr(kq, "bits", 32) if kq is not None else 32,
                      "float_bytes": size["float"], "run_time_bytes": size["deployed"]})
+    if not rows:
+        raise ValueError(f"{type(model).__name__} has no float parameters or buffers: nothing to count")
     total = models.model_size_bytes(model)
     rows.append({"layer": "total", "kind": "", "values": sum(r["values"] for r in rows),
                  "bits_per_weight": None, "float_bytes": total["float"],
@@ -212,7 +214,7 @@ def width_sweep(widths: Sequence[int], *, depth: int = 2, epochs: int = 2, datas
     Row: name, width, depth, epochs, test_error, train_error, parameters, float_bytes,
     run_time_bytes, seconds. Results are cached in memory by arguments.
     """
-    if not widths or any(int(w) <= 0 for w in widths):
+    if not widths or any(isinstance(w, bool) or w != int(w) or w <= 0 for w in widths):
         raise ValueError(f"widths must be positive integers, got {list(widths)}")
     key = (tuple(int(w) for w in widths), depth, epochs, dataset, n_train, seed, tuple(names))
     if key in _SWEEPS:

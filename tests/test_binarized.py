@@ -105,6 +105,13 @@ def test_errors_are_actionable():
         b.train_model("cnn", width=8, depth=1, epochs=1)
     with pytest.raises(ValueError, match="n_train"):
         b.train_model("mlp", width=8, depth=1, epochs=1, n_train=0)
+    with pytest.raises(ValueError, match="widths must be positive integers"):
+        b.width_sweep([16.5])  # was trained silently at width 16
+    for model in (torch.nn.Sequential(), torch.nn.ReLU()):  # were a ZeroDivisionError
+        with pytest.raises(ValueError, match="nothing to count"):
+            b.run_time_memory(model)
+        with pytest.raises(ValueError, match="nothing to count"):
+            b.memory_ratio(model)
 
 
 def test_lesson_settings_modes():
