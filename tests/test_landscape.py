@@ -235,6 +235,34 @@ def test_bad_inputs_raise_clear_errors():
         L.make_data("cifar", 10, 2)
 
 
+
+def test_bad_values_raise_instead_of_training_silently():
+    """Each of these used to run (or fail deep inside torch) without saying what is wrong."""
+    X, y = small_data()
+    with pytest.raises(ValueError, match="width must be a positive integer, got 2.5"):
+        L.train_many(X, y, 2.5, 2)  # was: TypeError from torch.empty
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        L.init_params(2, 4, 2.0)
+    Xbad = X.clone()
+    Xbad[0, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        L.train_many(Xbad, y, 2, 2, max_steps=10)  # was: LinAlgError from eigh
+    for slope in (-0.5, 1.0, 2.0):  # was: trained a net that is not max(u, ρu)
+        with pytest.raises(ValueError, match=r"slope ρ of the leaky ReLU must be in \[0, 1\)"):
+            L.train_many(X, y, 2, 2, slope=slope, max_steps=10)
+    with pytest.raises(ValueError, match="slope"):
+        L.hessians(*L.init_params(1, 4, 2), X, y, slope=1.5)
+    for decay in (-1.0, 0.0, 1.0, 2.0):  # was: negative or growing learning rates
+        with pytest.raises(ValueError, match="lr_decay must be in"):
+            L.train_many(X, y, 2, 2, lr_decay=decay, max_steps=10)
+    W, z = L.init_params(1, 4, 2)
+    for span in (0.0, -1.0):  # was: a degenerate or mirrored grid
+        with pytest.raises(ValueError, match="span must be > 0"):
+            L.slice_2d(X, y, W[0], z[0], span=span)
+    # ReLU ignores `slope` (ρ = 0), and the boundary ρ = 0 is a valid leaky slope
+    assert L.train_many(X, y, 2, 2, activation="relu", slope=5.0, max_steps=10).settings["slope"] == 0
+    assert L.train_many(X, y, 2, 2, slope=0, max_steps=10).settings["slope"] == 0
+
 def test_make_data_sets():
     for name in ("random", "teacher"):
         X, y = L.make_data(name, 40, 5, seed=1)

@@ -95,6 +95,8 @@ def slice_2d(X: Tensor, y: Tensor, W: Tensor, z: Tensor, span: float = 1.0, poin
     Returns alpha (points,), beta (points,), loss and error grids (points, points) [β, α]."""
     X, y = _check_data(X, y)
     _check_sizes(points=points)
+    if not span > 0:
+        raise ValueError(f"span must be > 0, got {span!r}")
     s = _slope(activation, slope)
     W, z = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(z, dtype=DTYPE)
     (dW1, dz1), (dW2, dz2) = (filter_normalized_direction(W, z, seed + i) for i in (0, 1))

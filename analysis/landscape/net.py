@@ -11,6 +11,7 @@ loss L = (1/N) Σ_n log(1 + exp(−y_n f(x_n))), the training error and the exac
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -93,7 +94,7 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
 
 def _check_sizes(**sizes: int) -> None:
     for name, value in sizes.items():
-        if isinstance(value, bool) or int(value) != value or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
@@ -103,6 +104,8 @@ def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(f"X must be a non-empty (N, d0) matrix, got shape {tuple(X.shape)}")
     if y.shape != (X.shape[0],):
         raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}")
+    if not torch.isfinite(X).all():
+        raise ValueError("X holds NaN or infinite values")
     if not torch.all((y == 1) | (y == -1)):
         raise ValueError("labels y must be ±1 (use analysis.data.to_pm1 on {0, 1} labels)")
     return X, y
@@ -130,8 +133,14 @@ def init_params(runs: int, d0: int, width: int, seed: int = 0) -> tuple[Tensor, 
 
 
 def _slope(activation: str, slope: float) -> float:
+    """ρ of the activation: 0 for ReLU, `slope` for leaky ReLU, which needs 0 ≤ ρ < 1
+    (ρ = 1 is linear, without kinks; ρ > 1 or ρ < 0 is not max(u, ρu))."""
     _check_choice("activation", activation, ACTIVATIONS)
-    return 0.0 if activation == "relu" else float(slope)
+    if activation == "relu":
+        return 0.0
+    if not 0 <= slope < 1:
+        raise ValueError(f"slope ρ of the leaky ReLU must be in [0, 1), got {slope!r}")
+    return float(slope)
 
 
 def _sigma(U: Tensor, slope: float) -> Tensor:

@@ -64,8 +64,11 @@ def train_many(X: Tensor, y: Tensor, width: int, runs: int, *, activation: str =
     _check_choice("optimizer", optimizer, OPTIMIZERS)
     s = _slope(activation, slope)
     lr = float(lr if lr is not None else (0.01 if optimizer == "adam" else 0.5))
-    if lr <= 0:
+    if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
+    if not 0 < lr_decay < 1:
+        raise ValueError(f"lr_decay must be in (0, 1), got {lr_decay!r} (it multiplies the "
+                         "learning rate of a run whose loss stalls)")
     min_lr = lr * 1e-4 if min_lr is None else float(min_lr)
     N, d0 = X.shape
     if init is None:
