@@ -256,3 +256,31 @@ def test_bridge_solution():
     assert M.fourier_sparsity(b2) > M.fourier_sparsity(svm.w)
     with pytest.raises(ValueError, match="depth"):
         M.bridge_solution(X, y, 0)
+
+
+def test_bad_values_raise_clear_errors():
+    """Each of these used to be silently wrong or to fail with an unrelated message."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4))
+    # labels 0.5 / 1.5 were truncated to 0 / 1 by astype(int) without a word
+    with pytest.raises(ValueError, match="integers 0..K-1"):
+        M.multiclass_svm(X, np.array([0.5, 1.5] * 6))
+    with pytest.raises(ValueError, match="integers 0..K-1"):
+        M.gradient_descent_multiclass(X, np.array([0.5, 1.5] * 6), steps=10)
+    with pytest.raises(ValueError, match="at least two classes"):  # was "not enough values to unpack"
+        M.multiclass_svm(X, np.zeros(12))
+    np.testing.assert_array_equal(M.multiclass_labels(np.array([0.0, 2.0, 1.0])), [0, 2, 1])
+    with pytest.raises(ValueError, match="equal length"):  # was an IndexError
+        M.fit_rate(np.arange(1, 101), np.ones(50))
+    with pytest.raises(ValueError, match="nonzero"):  # was nan with a RuntimeWarning
+        M.fourier_sparsity(np.zeros(8))
+    with pytest.raises(ValueError, match="length >= 2"):  # was nan (0/0)
+        M.fourier_sparsity(np.ones(1))
+    y = np.where(np.arange(12) % 2 == 0, 1.0, -1.0)
+    with pytest.raises(ValueError, match="depth must be an integer"):  # was a TypeError
+        M.train_linear_net(X, y, 2.5, steps=10)
+    with pytest.raises(ValueError, match="lr must be > 0"):  # was gradient ascent
+        M.train_linear_net(X, y, 2, steps=10, lr=-0.5)
+    with pytest.raises(ValueError, match=r"filters must be \(L, d\)"):  # was an IndexError
+        M.conv_net_predictor(np.ones(4))
+

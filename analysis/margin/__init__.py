@@ -71,6 +71,7 @@ from analysis.margin.svm import (
     hard_margin_svm,
     kkt_residuals,
     max_margin_direction,
+    multiclass_labels,
     multiclass_svm,
 )
 
@@ -78,7 +79,8 @@ from analysis.margin.svm import (
 # callers and tests but, as before the split into a package, left out of __all__.
 __all__ = [
     "MaxMargin", "NotSeparableError", "DivergenceError", "signed_labels", "hard_margin_svm",
-    "max_margin_direction", "kkt_residuals", "multiclass_svm", "log_grid", "smoothness",
+    "max_margin_direction", "kkt_residuals", "multiclass_svm", "multiclass_labels", "log_grid",
+    "smoothness",
     "GDRecord", "gradient_descent", "gradient_descent_naive", "RateFit", "fit_rate",
     "theory_loss", "theory_residual", "gradient_descent_multiclass", "circulant",
     "conv_net_predictor", "conv_net_predictor_by_layers", "fc_net_predictor",

@@ -23,7 +23,7 @@ from analysis.margin.common import (
     angle_between,
     signed_labels,
 )
-from analysis.margin.svm import MaxMargin, hard_margin_svm, multiclass_svm
+from analysis.margin.svm import MaxMargin, hard_margin_svm, multiclass_labels, multiclass_svm
 
 __all__ = [
     "log_grid", "smoothness", "GDRecord", "gradient_descent", "gradient_descent_naive", "evaluate",
@@ -345,6 +345,9 @@ def fit_rate(t, values, law: str = "1/log t", decades: float | None = 4.0) -> Ra
     _check_choice("law", law, ("1/log t", "1/t"))
     t = np.asarray(t, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
+    if t.ndim != 1 or t.shape != values.shape:
+        raise ValueError(f"t and values must be 1-D and of equal length, got shapes {t.shape} "
+                         f"and {values.shape}")
     keep = t > 1
     if decades is not None:
         keep &= t >= t.max() / 10.0 ** decades
@@ -392,7 +395,7 @@ def gradient_descent_multiclass(X, y, steps: int = 10_000, lr: float | None = No
     margin is min_n min_{k≠y_n} (w_{y_n} − w_k)ᵀx_n/‖W‖_F and residual ‖W(t) − Ŵ log t‖.
     """
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
-    y = np.asarray(y).astype(int).reshape(-1)
+    y = multiclass_labels(y)
     svm = multiclass_svm(X, y) if svm is None else svm
     n, d = X.shape
     K = svm.w.shape[0]

@@ -7,6 +7,7 @@ bias experiment over depths and seeds.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +55,8 @@ def conv_net_predictor(filters: np.ndarray) -> np.ndarray:
     """β of the depth-L full-width circular linear conv net, in Fourier: β̂ = ∏_l F_l with
     F_l = conj(ŵ_l) (l < L) and F_L = ŵ_L, so |β̂| = ∏_l |ŵ_l|. filters: (L, d)."""
     filters = np.asarray(filters, dtype=np.float64)
+    if filters.ndim != 2:
+        raise ValueError(f"filters must be (L, d), one row per layer, got shape {filters.shape}")
     return np.fft.irfft(np.prod(_conv_factors(filters), axis=0), n=filters.shape[1])
 
 
@@ -105,6 +108,9 @@ def fourier_sparsity(beta: np.ndarray) -> float:
     single frequency; independent of the scale of β."""
     a = np.abs(fourier_coefficients(beta))
     d = len(a)
+    if a.ndim != 1 or d < 2 or not np.all(np.isfinite(a)) or not a.any():
+        raise ValueError(f"beta must be a finite, nonzero vector of length >= 2, got shape "
+                         f"{np.shape(beta)}" + (" of zeros" if a.size and not a.any() else ""))
     return float((math.sqrt(d) - a.sum() / np.linalg.norm(a)) / (math.sqrt(d) - 1))
 
 
@@ -141,8 +147,10 @@ def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
     """
     _check_choice("kind", kind, ("conv", "fc"))
     _check_choice("loss", loss, LOSSES)
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
     Z, _ = _binary_data(X, y)
     n, d = Z.shape
     rng = np.random.default_rng(seed)

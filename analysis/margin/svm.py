@@ -12,7 +12,8 @@ from scipy import optimize
 
 from analysis.margin.common import NotSeparableError, _binary_data
 
-__all__ = ["MaxMargin", "hard_margin_svm", "max_margin_direction", "kkt_residuals", "multiclass_svm"]
+__all__ = ["MaxMargin", "hard_margin_svm", "max_margin_direction", "kkt_residuals", "multiclass_svm",
+           "multiclass_labels"]
 
 
 # --------------------------------------------------------------------------- 1. max margin
@@ -119,14 +120,29 @@ def kkt_residuals(X, y, svm: MaxMargin) -> dict[str, float]:
             "slackness": float(np.max(svm.alpha * np.abs(m - 1.0)))}
 
 
+def multiclass_labels(y) -> np.ndarray:
+    """Class labels 0..K−1 (K ≥ 2) as an int array; a ValueError for anything else (the
+    old `astype(int)` truncated 0.5 to 0 without a word)."""
+    y = np.asarray(y).reshape(-1)
+    if y.size == 0:
+        raise ValueError("no labels")
+    if not np.all(np.isfinite(y.astype(np.float64))) or np.any(y != np.round(y)):
+        raise ValueError(f"multi-class labels must be integers 0..K-1, got values "
+                         f"{np.unique(y)[:5].tolist()}")
+    y = y.astype(int)
+    if y.min() < 0:
+        raise ValueError(f"multi-class labels must be 0..K-1, got {y.min()}")
+    if y.max() < 1:
+        raise ValueError("multi-class labels need at least two classes, got only class 0")
+    return y
+
+
 def _multiclass_constraints(X, y) -> tuple[np.ndarray, np.ndarray, int]:
     """Rows of G with G vec(W) = (w_{y_n} − w_k)ᵀ x_n for every n and k ≠ y_n."""
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
-    y = np.asarray(y).astype(int).reshape(-1)
+    y = multiclass_labels(y)
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
-    if y.min() < 0:
-        raise ValueError(f"multi-class labels must be 0..K-1, got {y.min()}")
     K, (n, d) = int(y.max()) + 1, X.shape
     rows, pairs = [], []
     for i in range(n):
