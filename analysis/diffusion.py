@@ -103,6 +103,8 @@ def record_points(total: int, every: int | str = "auto", per_decade: int = 24) -
     run of 10^6 updates keeps ~130 records.
     """
     every = _check_every(every)
+    if not per_decade > 0:
+        raise ValueError(f"per_decade must be positive, got {per_decade!r}")
     points, t = [], _next_point(0, every, per_decade)
     while t <= total:
         points.append(t)

@@ -360,3 +360,12 @@ def test_model_copy_is_not_needed_for_records():
     n = sum(p.numel() for p in model.parameters())
     assert rec._w0.numel() == n == rec.record.meta["parameters"]
     assert D.weight_distance(model, copy.deepcopy(model)) == 0.0
+
+
+def test_record_points_rejects_a_bad_density():
+    """per_decade=0 was a ZeroDivisionError, a negative one silently recorded every update."""
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="per_decade must be positive"):
+            D.record_points(100, per_decade=bad)
+    assert len(D.record_points(10**6, per_decade=24)) < 200
+
