@@ -47,7 +47,9 @@ def check_bits(bits: int) -> int:
 
 
 def sign(x: Tensor) -> Tensor:
-    """sign(x) ∈ {−1, +1} with sign(0) = +1 (the BNN paper's convention)."""
+    """sign(x) ∈ {−1, +1} with sign(0) = +1 (the BNN paper's convention); integer input gives float."""
+    if not x.is_floating_point():
+        x = x.float()  # the in-place + ½ below needs a float tensor
     # sign(sign(x) + ½) sends 0 to +1 and keeps ±1; ~10x faster than torch.where on CPU
     return torch.sign(x).add_(0.5).sign_()
 

@@ -18,6 +18,12 @@ def test_sign_of_zero_is_plus_one():
     assert sign(torch.tensor([-2.0, -0.0, 0.0, 3.0])).tolist() == [-1.0, 1.0, 1.0, 1.0]
 
 
+def test_sign_of_integer_tensor():
+    """Was a RuntimeError from torch (the in-place + ½ on a Long tensor)."""
+    q = sign(torch.tensor([3, -1, 0]))
+    assert q.tolist() == [1.0, -1.0, 1.0] and q.is_floating_point()
+
+
 def test_sign_ste_forward_and_hardtanh_gradient():
     x = torch.tensor([-2.0, -1.0, -0.3, 0.0, 0.7, 1.0, 1.5], requires_grad=True)
     q = sign_ste(x)
