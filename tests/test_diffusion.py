@@ -369,3 +369,25 @@ def test_record_points_rejects_a_bad_density():
             D.record_points(100, per_decade=bad)
     assert len(D.record_points(10**6, per_decade=24)) < 200
 
+
+def test_lesson04_exercise_uses_the_printed_log_fit():
+    """Exercise 1 asks for b "from section 2": the fit cell must print it, and the solution's b
+    and distances must be the notebook's own (committed, normal-mode) numbers."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    nb = nbformat.read(Path(__file__).parents[1] / "lessons" / "04_train_longer.ipynb", 4)
+    text = lambda c: "".join(o.get("text", "") for o in c.get("outputs", []))  # noqa: E731
+    fit = next(text(c) for c in nb.cells if "compare_fits" in c.source and c.cell_type == "code")
+    b = float(re.search(r"log fit: d ≈ -?[\d.]+ \+ ([\d.]+)·log t", fit).group(1))
+    table = next(o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code"
+                 for o in c.get("outputs", []) if "text/markdown" in o.get("data", {}))
+    dist = [float(row.split("|")[8]) for row in table.splitlines()[2:4]]  # small, large batch
+    solution = nb.cells[-1].source
+    stated_b = float(re.search(r"b ≈ ([\d.]+) of section 2", solution).group(1))
+    assert stated_b == pytest.approx(b, abs=0.05)
+    assert f"{b * math.log(20):.1f}" in solution
+    assert f"{dist[0]:.2f} − {dist[1]:.2f} = {dist[0] - dist[1]:.1f}" in solution
+

@@ -335,3 +335,27 @@ def test_shipped_sweep_has_the_acceptance_rows():
         mine = [r for r in rows if r["data"] == name]
         assert mine[0]["P/N"] < 0.5 and mine[0]["frac_nonzero_error"] == 1.0
         assert all(r["frac_nonzero_error"] == 0 for r in mine if r["P/N"] > 2)
+
+
+def test_lesson06_dlm_claim_matches_its_table():
+    """Section 4 says sub-optimal DLMs are near zero from two hidden units on, with the single
+    unit the exception; check that against the committed (normal-mode) sweep table."""
+    from pathlib import Path
+
+    import nbformat
+
+    nb = nbformat.read(Path(__file__).parents[1] / "lessons" / "06_local_minima.ipynb", 4)
+    table = next(o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code"
+                 for o in c.get("outputs", []) if "frac_suboptimal" in o.get("data", {})
+                 .get("text/markdown", ""))
+    head, *rows = [[x.strip() for x in r.strip("|").split("|")] for r in table.splitlines()
+                   if not r.startswith("|---")]
+    col = {name: i for i, name in enumerate(head)}
+    sub = [(int(r[col["d1"]]), r[col["data"]], float(r[col["frac_suboptimal"]])) for r in rows]
+    assert max(f for d1, _, f in sub if d1 >= 2) <= 0.05
+    prose = next(c.source for c in nb.cells if "kinks between linear regions" in c.source)
+    assert "near zero at every width" not in prose
+    teacher_1 = next(f for d1, data, f in sub if d1 == 1 and data == "teacher")
+    if 0.4 <= teacher_1 <= 0.6:
+        assert "about half on teacher data" in prose
+

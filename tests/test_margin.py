@@ -284,3 +284,21 @@ def test_bad_values_raise_clear_errors():
     with pytest.raises(ValueError, match=r"filters must be \(L, d\)"):  # was an IndexError
         M.conv_net_predictor(np.ones(4))
 
+
+def test_lesson05_solution_states_run2_loss_ratio():
+    """Solution 3 quotes run2's loss / theory ratio; it must be the measured one."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    X, y = data.load("separable", n=40, d=2, margin=0.5, seed=3)
+    X, y = X.double().numpy(), M.signed_labels(y)
+    svm = M.hard_margin_svm(X, y)
+    run2 = M.gradient_descent(X, y, steps=M.SETTINGS["normal"]["steps"], svm=svm,
+                              record=[10**6])
+    ratio = run2.loss[-1] / M.theory_loss(svm, run2.lr, run2.t[-1])
+    nb = nbformat.read(Path(__file__).parents[1] / "lessons" / "05_implicit_bias.ipynb", 4)
+    stated = float(re.search(r"ratio is ([\d.]+) for `run2`", nb.cells[-1].source).group(1))
+    assert stated == pytest.approx(ratio, abs=0.005)
+
