@@ -78,9 +78,14 @@ def _peak_child_memory(result: dict, interval: float = 0.1):
 
 
 def run_notebook(path: Path, fast: bool = False, timeout: int = 900, write: bool = True) -> dict:
-    """Execute one notebook in a fresh kernel; return {name, seconds, peak_mb, error}."""
+    """Execute one notebook in a fresh kernel; return {name, seconds, peak_mb, error}.
+
+    A cell that raises, runs past `timeout` seconds or kills its kernel (out of memory, say)
+    is reported in `error`, and the notebook on disk keeps its committed outputs: only a
+    clean run is written back.
+    """
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(path, as_version=4)
     old = os.environ.get("LESSONS_FAST")
@@ -94,13 +99,17 @@ def run_notebook(path: Path, fast: bool = False, timeout: int = 900, write: bool
             client.execute()
     except CellExecutionError as e:
         result["error"] = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+    except CellTimeoutError:
+        result["error"] = f"a cell ran longer than the timeout ({timeout} s)"
+    except DeadKernelError as e:
+        result["error"] = f"the kernel died ({e}); out of memory?"
     finally:
         if old is None:
             os.environ.pop("LESSONS_FAST", None)
         else:
             os.environ["LESSONS_FAST"] = old
     result["seconds"] = time.perf_counter() - t0
-    if write:
+    if write and result["error"] is None:
         nbformat.write(nb, path)
     return result
 
@@ -130,7 +139,7 @@ def cli(argv: list[str]) -> int:
         print(f"running {path.name} ({'fast' if a.fast else 'normal'} mode) ...", flush=True)
         row = run_notebook(path, fast=a.fast, timeout=a.timeout, write=not a.no_write)
         rows.append(row)
-        status = "ok" if row["error"] is None else f"ERROR: {row['error']}"
+        status = "ok" if row["error"] is None else f"ERROR: {row['error']} (outputs not written)"
         print(f"  {row['seconds']:7.1f} s   peak {row['peak_mb']:7.0f} MB   {status}", flush=True)
     print("\nlesson                          seconds   peak MB   status")
     for row in rows:

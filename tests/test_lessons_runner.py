@@ -29,6 +29,24 @@ def test_run_notebook_reports_a_failing_cell(tmp_path):
     assert row["error"] is not None and "broken lesson" in row["error"]
 
 
+def test_failed_run_keeps_the_committed_outputs(tmp_path):
+    path = make_notebook(tmp_path / "03_slow.ipynb", "print('committed')", "import time\ntime.sleep(30)")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="committed\n")]
+    nbformat.write(nb, path)
+    before = path.read_text()
+    row = run_notebook(path, timeout=3)
+    assert row["error"] == "a cell ran longer than the timeout (3 s)"
+    assert row["seconds"] < 25
+    assert path.read_text() == before  # not overwritten by the half-run notebook
+
+
+def test_dead_kernel_is_reported(tmp_path):
+    path = make_notebook(tmp_path / "04_dies.ipynb", "import os\nos._exit(1)")
+    row = run_notebook(path, timeout=60, write=False)
+    assert row["error"] is not None and row["error"].startswith("the kernel died")
+
+
 def test_find_lessons_by_number_and_unknown_name(tmp_path):
     for name in ("00_start_here", "01_binarized_networks"):
         make_notebook(tmp_path / f"{name}.ipynb", "1")
