@@ -214,7 +214,8 @@ class UniformQuantizer:
 
 def as_quantizer(spec: Quantizer | str | int | None) -> Quantizer | None:
     """Turn a spec into a quantizer: None, "sign" (hard-tanh STE), "sign_weights" (plain STE,
-    for clipped latent weights), an int k (k bits on [−1, 1]), or a callable."""
+    for clipped latent weights), an int k (k bits on [−1, 1]; k = 1 is "sign", the levels ±1),
+    or a callable."""
     if spec is None or callable(spec):
         return spec
     if spec in ("sign", "ste_sign", 1):
