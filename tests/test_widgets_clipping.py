@@ -98,3 +98,21 @@ def test_dashboard_reruns_on_control_change(tensors):
     box.controls["clip"].value = 2.5
     assert box.last_result[1]["alpha_units"] == pytest.approx(2.5)
     plt.close("all")
+
+
+def test_whole_slider_range_is_drawn(callback, tensors):
+    """At the slider's largest α the MSE curves still reach the chosen α, and the clipping
+    bounds are inside the histogram's view, for every tensor (Gaussian data ends near 5σ)."""
+    box = wc.clipping_widget(n=1000)
+    slider = box.controls["clip"]
+    assert (slider.min, slider.max) == (wc.CLIP_MIN, wc.CLIP_MAX)
+    plt.close("all")
+    for name in tensors:
+        fig, n = callback(bits=4, clip=slider.max, tensor=name)
+        grid = callback.views[name].grid
+        assert grid[0] <= slider.min and grid[-1] >= slider.max
+        lo_view, hi_view = fig.axes[0].get_xlim()
+        assert lo_view < n["lo"] < n["hi"] < hi_view
+        curve = fig.axes[1].lines[0].get_xdata()
+        assert curve.max() >= slider.max
+        plt.close(fig)

@@ -55,7 +55,9 @@ def quantizer_panel(edges: np.ndarray, counts: np.ndarray, levels: np.ndarray, l
     ax_h.vlines(shown, 0.5, top, colors=PALETTE["accent"], lw=0.6, label=f"{len(levels)} levels")
     ax_h.axvline(lo, color=PALETTE["binary"], lw=1.5, label="clipping bounds")
     ax_h.axvline(hi, color=PALETTE["binary"], lw=1.5)
-    ax_h.set(xlim=(edges[0], edges[-1]), ylim=(0.5, top * 2), xlabel="value", ylabel="count", title=title)
+    pad = 0.03 * (max(edges[-1], hi) - min(edges[0], lo))  # wide clipping bounds stay in view
+    ax_h.set(xlim=(min(edges[0], lo - pad), max(edges[-1], hi + pad)), ylim=(0.5, top * 2),
+             xlabel="value", ylabel="count", title=title)
     ax_h.legend(fontsize=7, loc="upper right")
     for name, values in curves.items():
         ax_m.plot(grid, values, **CURVE_STYLE[name])

@@ -28,6 +28,7 @@ from analysis.widgets import Dashboard, dashboard
 __all__ = ["TensorView", "sample_tensors", "make_callback", "clipping_callback", "clipping_widget"]
 
 GRID_POINTS = 90
+CLIP_MIN, CLIP_MAX = 0.25, 16.0  # the α slider's range, in units of b or σ
 
 
 class TensorView:
@@ -44,8 +45,8 @@ class TensorView:
         hi = min(v[-1], self.fit.center + span)
         hi = hi if hi > lo else lo + self.fit.scale
         self.counts, self.edges = np.histogram(v, bins=160, range=(lo, hi))
-        top = max(1.5 * C.optimal_alpha(8, self.fit.prior, exact=True, relu=self.fit.relu), 4.0)
-        self.grid = np.linspace(0.25, top, GRID_POINTS)  # α in units of the scale
+        top = max(1.5 * C.optimal_alpha(8, self.fit.prior, exact=True, relu=self.fit.relu), CLIP_MAX)
+        self.grid = np.linspace(CLIP_MIN, top, GRID_POINTS)  # α in units of the scale: the slider's range
         self._curves: dict[int, dict[str, np.ndarray]] = {}
 
     @property
@@ -141,7 +142,8 @@ def clipping_widget(layers: dict[str, Tensor] | None = None, n: int = 10**6, see
     callback = make_callback(tensors)
     controls = {
         "bits": W.IntSlider(value=4, min=1, max=8, description="bits M"),
-        "clip": W.FloatSlider(value=5.0, min=0.25, max=16.0, step=0.05, description="α (units of b or σ)"),
+        "clip": W.FloatSlider(value=5.0, min=CLIP_MIN, max=CLIP_MAX, step=0.05,
+                              description="α (units of b or σ)"),
         "tensor": W.Dropdown(options=list(tensors), value="Laplace samples", description="tensor"),
     }
     return dashboard(callback, controls, title="Clipping and rounding noise (ACIQ)")
