@@ -16,6 +16,7 @@ that layers take `kernel_quantizer=` / `input_quantizer=`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -38,7 +39,7 @@ MAX_BITS = 16
 
 def check_bits(bits: int) -> int:
     """Return `bits` as an int, or raise a ValueError a person can act on."""
-    if isinstance(bits, bool) or not float(bits).is_integer():
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Real) or not float(bits).is_integer():
         raise ValueError(f"bits must be an integer in 1..{MAX_BITS}, got {bits!r}")
     bits = int(bits)
     if not 1 <= bits <= MAX_BITS:

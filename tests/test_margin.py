@@ -283,6 +283,16 @@ def test_bad_values_raise_clear_errors():
         M.train_linear_net(X, y, 2, steps=10, lr=-0.5)
     with pytest.raises(ValueError, match=r"filters must be \(L, d\)"):  # was an IndexError
         M.conv_net_predictor(np.ones(4))
+    # steps=10.5 ran 10 steps; record=[2.5] and record=[] were accepted or failed deep inside
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        M.gradient_descent(X, y, steps=10.5)
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        M.train_linear_net(X, y, 2, steps=0)
+    for record in ([2.5], [], [0, 5], [11]):
+        with pytest.raises(ValueError, match=r"iterations in 1..steps=10"):
+            M.gradient_descent(X, y, steps=10, record=record)
+    ys = np.where(X[:, 0] > 0, 1.0, -1.0)  # separable through the origin
+    np.testing.assert_array_equal(M.gradient_descent(X, ys, steps=10, record=[1, 10]).t, [1, 10])
 
 
 def test_lesson05_solution_states_run2_loss_ratio():

@@ -73,7 +73,7 @@ def test_per_channel_ranges_broadcast():
     assert q.tolist() == [[0.25, 0.75], [2.5, 7.5]]
 
 
-@pytest.mark.parametrize("bits", [0, 17, -1, 2.5])
+@pytest.mark.parametrize("bits", [0, 17, -1, 2.5, "4", None, True])
 def test_bits_out_of_range_is_a_clear_error(bits):
     with pytest.raises(ValueError, match="bits must be"):
         quantize_uniform(torch.zeros(3), bits, -1, 1)

@@ -7,6 +7,7 @@ the direction, 1/t for the loss), the asymptotic theory, and multi-class GD.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from collections.abc import Sequence
@@ -36,10 +37,27 @@ __all__ = [
 
 def log_grid(steps: int, per_decade: int = 20) -> np.ndarray:
     """Iteration numbers 1 … steps spaced evenly in log t (`per_decade` per factor 10)."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    _check_steps(steps)
     num = int(math.ceil(per_decade * math.log10(steps))) + 1
     return np.unique(np.round(np.logspace(0, math.log10(steps), max(num, 2))).astype(np.int64))
+
+
+def record_times(steps: int, record: int | Sequence[int]) -> np.ndarray:
+    """The iterations to record: `record` points per decade of a log grid, or the iterations
+    themselves (each in 1 … steps)."""
+    _check_steps(steps)
+    if isinstance(record, numbers.Integral) and not isinstance(record, bool) and record >= 1:
+        return log_grid(steps, record)
+    times = np.unique(np.asarray(record))
+    if times.size == 0 or not np.issubdtype(times.dtype, np.integer) or times[0] < 1 or times[-1] > steps:
+        raise ValueError(f"record must be points per decade (an int) or iterations in 1..steps={steps}, "
+                         f"got {record!r}")
+    return times
+
+
+def _check_steps(steps: int) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
 
 
 def _psi(m: np.ndarray, loss: str, out: np.ndarray | None = None) -> np.ndarray:
@@ -177,12 +195,10 @@ def gradient_descent(X, y, loss: str = "logistic", steps: int = 100_000, lr: flo
     """
     _check_choice("loss", loss, LOSSES)
     _check_choice("optimizer", optimizer, OPTIMIZERS)
+    times = record_times(steps, record)
     Z, yy = _binary_data(X, y)
     n, d = Z.shape
     svm = hard_margin_svm(X, yy) if svm is None else svm
-    times = log_grid(steps, record) if isinstance(record, int) else np.unique(np.asarray(record))
-    if times[0] < 1 or times[-1] > steps:
-        raise ValueError(f"record times must lie in 1..steps={steps}")
     if optimizer == "sgd" and not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be in 1..n={n}, got {batch_size}")
     if optimizer == "momentum" and not 0 <= momentum < 1:
@@ -402,7 +418,7 @@ def gradient_descent_multiclass(X, y, steps: int = 10_000, lr: float | None = No
     beta = float(np.linalg.norm(X, 2)) ** 2 / (2.0 * n)
     lr = 1.0 / beta if lr is None else lr
     _check_lr(lr, beta, "gd", 0.0)
-    times = log_grid(steps, record) if isinstance(record, int) else np.unique(np.asarray(record))
+    times = record_times(steps, record)
     onehot = np.eye(K)[y]
     W = np.zeros((K, d))
     snapshots = np.empty((len(times), K, d))

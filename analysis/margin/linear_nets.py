@@ -15,7 +15,7 @@ import numpy as np
 from scipy import optimize
 
 from analysis.margin.common import LOSSES, DivergenceError, _binary_data, angle_between
-from analysis.margin.gd import _check_choice, _log_loss, _log_psi, _logsumexp, _loss, _psi, log_grid
+from analysis.margin.gd import _check_choice, _log_loss, _log_psi, _logsumexp, _loss, _psi, record_times
 from analysis.margin.svm import hard_margin_svm
 
 __all__ = [
@@ -162,7 +162,7 @@ def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
         params = [init_scale * rng.standard_normal((d, d)) for _ in range(depth - 1)]
         params.append(init_scale * rng.standard_normal(d))
         predictor, grads = fc_net_predictor, _fc_grads
-    times = log_grid(steps, record) if isinstance(record, int) else np.unique(np.asarray(record))
+    times = record_times(steps, record)
     betas = np.empty((len(times), d))
     t = 0
     with np.errstate(over="ignore", invalid="ignore"):
