@@ -228,3 +228,18 @@ def test_lesson_helpers(samples):
     b = C.channel_scales(w)
     assert b.shape == (3,) and b[0] < b[1] < b[2]
     assert C.lesson_settings(True)["samples"] < C.lesson_settings(False)["samples"]
+
+
+def test_fit_tensor_reads_relu_only_when_the_tensor_reaches_zero():
+    """A positive tensor away from 0 was read as a ReLU output: N(10, 1) got centre 0 and a
+    Laplace scale of 10. Now only a tensor with min = 0 is a ReLU output."""
+    g = torch.Generator().manual_seed(0)
+    shifted = C.fit_tensor(torch.randn(20_000, generator=g) + 10)
+    assert not shifted.relu and shifted.prior == "gaussian"
+    assert shifted.center == pytest.approx(10, abs=0.05) and shifted.scale == pytest.approx(1, abs=0.05)
+    relu = C.fit_tensor(torch.randn(20_000, generator=g).relu())
+    assert relu.relu and relu.center == 0 and relu.scale == pytest.approx(1, abs=0.05)
+    with pytest.raises(ValueError, match="constant"):  # was a fit with scale 3, as if ReLU
+        C.fit_tensor(torch.full((100,), 3.0))
+    bits, lo, hi = C.clip_ranges(torch.randn(20_000, generator=g) + 10, 4)
+    assert 5 < lo.item() < 10 < hi.item() < 15  # was [0, hi]: level 0 spent far from the data

@@ -348,6 +348,12 @@ def _channel_view(v: Tensor, x: Tensor, dim: int) -> Tensor:
     return v.reshape(shape)
 
 
+def _looks_relu(x: Tensor) -> bool:
+    """A ReLU output: no negative value and some exact zeros (min x = 0). A positive tensor
+    away from 0 (say N(10, 1), or a constant) is fitted as a two-sided distribution instead."""
+    return bool(x.min() == 0)
+
+
 def _channel_stats(x: Tensor, dim: int | None, relu: bool) -> dict[str, Tensor]:
     """Centre, Laplace b, Gaussian σ, min and max per channel (dim) or per tensor (None).
 
@@ -394,7 +400,7 @@ class TensorFit:
 def fit_tensor(x: Tensor, prior: str | None = None) -> TensorFit:
     """Fit a whole tensor: `prior` (default: the one with the smaller KS distance) and its scale."""
     x = check_tensor(x)
-    relu = bool((x >= 0).all())
+    relu = _looks_relu(x)
     st = _channel_stats(x, None, relu)
     prior = _check_prior(prior) if prior else _choose_prior(x, relu, st)
     scale = (st["b"] if prior == "laplace" else st["sigma"]).item()

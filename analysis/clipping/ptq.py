@@ -20,6 +20,7 @@ from analysis.clipping.mse import (
     _channel_stats,
     _channel_view,
     _choose_prior,
+    _looks_relu,
     allocate_bits,
     bias_correct,
     check_tensor,
@@ -91,7 +92,7 @@ def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = No
     if allocate and dim is None:
         raise ValueError("bit allocation is per channel: give dim")
     x = check_tensor(x)
-    relu = bool((x >= 0).all()) if relu is None else relu
+    relu = _looks_relu(x) if relu is None else relu
     st = _channel_stats(x, dim, relu)
     scale_prior = _choose_prior(x, relu, st) if method == "aciq" else "laplace"
     scale = st["b"] if scale_prior == "laplace" else st["sigma"]
