@@ -33,3 +33,28 @@ def test_dashboard_controls_redraw_on_release_and_figures_are_not_kept():
         box.controls["slope"].value = v
     assert box.controls["slope"].continuous_update is False
     assert len(plt.get_fignums()) == before
+
+
+def test_dashboard_status_says_computing_while_the_callback_runs_then_its_time():
+    seen = []
+
+    def slow_callback(x: int = 1):
+        seen.append(box_status[0].value if box_status else None)
+        if x == 3:
+            raise RuntimeError("bad value")
+        return line_callback(float(x))
+
+    box_status = []
+    box = dashboard(slow_callback, {"x": W.IntSlider(value=1, min=0, max=5)})
+    box_status.append(box.status)
+    assert box.status in box.children and box.children.index(box.status) == len(box.children) - 2
+    assert box.status.value.startswith("<small>drawn in ") and box.status.value.endswith(" s</small>")
+    box.controls["x"].value = 2
+    assert seen[-1] == "<i>computing…</i>"
+    assert "drawn in" in box.status.value
+    try:  # outside a notebook the error propagates; the status still says what happened
+        box.controls["x"].value = 3
+    except RuntimeError:
+        pass
+    assert box.status.value == "<i>the callback failed: its error is below</i>"
+    plt.close("all")

@@ -39,6 +39,17 @@ def test_callback_rejects_bad_controls():
         WL.minima_callback(data="cifar", **QUICK)
 
 
+def test_callback_keeps_each_settings_batch():
+    """Returning to a setting reuses its trained batch (the widget answers at once); another
+    setting trains anew."""
+    WL._endpoints.cache_clear()
+    _, first = WL.minima_callback(n=16, d0=3, d1=2, **QUICK)
+    _, again = WL.minima_callback(n=16, d0=3, d1=2, **QUICK)
+    assert again == first and WL._endpoints.cache_info().hits == 1
+    _, other = WL.minima_callback(n=16, d0=3, d1=2, seed=1, **QUICK)
+    assert WL._endpoints.cache_info().misses == 2
+
+
 def test_dashboard_reruns_on_control_change(monkeypatch):
     calls, real = [], WL.minima_callback
 

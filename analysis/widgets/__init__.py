@@ -17,6 +17,7 @@ Per-topic dashboards live in `analysis/widgets/<topic>.py`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import ipywidgets as W
@@ -26,12 +27,14 @@ __all__ = ["dashboard", "Dashboard"]
 
 
 class Dashboard(W.VBox):
-    """Controls above an output area; every change re-runs the callback in the output."""
+    """Controls above an output area; every change re-runs the callback in the output. A
+    status line between them says "computing…" while it runs, then how long it took."""
 
     def __init__(self, callback: Callable, controls: dict[str, W.ValueWidget],
                  title: str | None = None, columns: int = 3):
         self.callback, self.controls = callback, dict(controls)
         self.output = W.Output()
+        self.status = W.HTML()  # "computing…" while the callback runs, then how long it took
         self.last_result: tuple | None = None
         for c in self.controls.values():
             c.style = {"description_width": "initial"}
@@ -39,7 +42,7 @@ class Dashboard(W.VBox):
         boxes = list(self.controls.values())
         rows = [W.HBox(boxes[i:i + columns]) for i in range(0, len(boxes), columns)]
         header = [W.HTML(f"<b>{title}</b>")] if title else []
-        super().__init__(header + rows + [self.output])
+        super().__init__(header + rows + [self.status, self.output])
         for c in self.controls.values():
             c.observe(self._on_change, names="value")
         self.update()
@@ -52,9 +55,16 @@ class Dashboard(W.VBox):
 
     def update(self) -> tuple:
         """Run the callback with the current control values and show its figure."""
-        with self.output:
-            self.output.clear_output(wait=True)
-            self.last_result = self.callback(**self.values())
+        self.status.value = "<i>computing…</i>"
+        start, ok = time.perf_counter(), False
+        try:
+            with self.output:  # in a notebook the Output widget shows a callback's error itself
+                self.output.clear_output(wait=True)
+                self.last_result = self.callback(**self.values())
+                ok = True
+        finally:
+            self.status.value = (f"<small>drawn in {time.perf_counter() - start:.2f} s</small>" if ok
+                                 else "<i>the callback failed: its error is below</i>")
         fig = self.last_result[0] if isinstance(self.last_result, tuple) else None
         if fig is not None:
             plt.close(fig)  # shown already; keep pyplot from holding every old figure

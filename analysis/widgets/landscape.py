@@ -8,6 +8,8 @@ and `minima_dashboard()` builds the widget around it.
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as W
 import matplotlib.pyplot as plt
 
@@ -19,14 +21,22 @@ from analysis.widgets import Dashboard, dashboard
 __all__ = ["minima_callback", "minima_dashboard"]
 
 
+@functools.lru_cache(maxsize=64)
+def _endpoints(n: int, d0: int, d1: int, activation: str, data: str, runs: int, max_steps: int,
+               seed: int):
+    """The trained batch for one setting, kept: a slider moved back redraws at once."""
+    X, y = _make_data(data, n, d0, seed)
+    return train_many(X, y, d1, runs, activation=activation, max_steps=max_steps, seed=seed)
+
+
 def minima_callback(n: int = 32, d0: int = 6, d1: int = 4, activation: str = "leaky_relu",
                     data: str = "random", runs: int = 40, max_steps: int = 3000,
                     seed: int = 0) -> tuple:
-    """Train `runs` nets of width d1 on N = n samples of dimension d0 at once; figure: the
-    endpoint classes and the histogram of training errors; numbers: P/N, class fractions,
-    fraction with nonzero error, mean training error."""
-    X, y = _make_data(data, n, d0, seed)
-    e = train_many(X, y, d1, runs, activation=activation, max_steps=max_steps, seed=seed)
+    """Train `runs` nets of width d1 on N = n samples of dimension d0 at once (each setting's
+    batch is kept, so returning to it is instant); figure: the endpoint classes and the
+    histogram of training errors; numbers: P/N, class fractions, fraction with nonzero
+    error, mean training error."""
+    e = _endpoints(n, d0, d1, activation, data, runs, max_steps, seed)
     fractions = e.fractions()
     numbers = {"P/N": e.params / n, **fractions,
                "nonzero_error": float((e.error > 0).double().mean()),
