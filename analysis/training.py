@@ -441,6 +441,9 @@ def cli(argv: list[str]) -> int:
             "loss": a.loss or ("squared_hinge" if binary else "cross_entropy"), "seed": a.seed,
         }
         run_dir = Path(a.out) / (a.name or f"{a.model}-{a.dataset}-s{a.seed}")
+        if (run_dir / "config.json").exists() or (run_dir / CHECKPOINT).exists():
+            p.error(f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
+                    "or start a new one with another --name (or --out)")
     try:
         train = data.load(config["dataset"], "train")
         test = data.load(config["dataset"], "test")

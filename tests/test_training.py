@@ -167,3 +167,19 @@ def test_train_step_updates_clips_and_refuses_a_nan_loss():
     with pytest.raises(TrainingDiverged, match="loss became nan"):
         train_step(model, opt, X_bad, y, squared_hinge_loss)
     assert all(torch.equal(s, p) for s, p in zip(snapshot, model.parameters()))
+
+
+def test_cli_refuses_to_start_a_new_run_over_an_existing_one(tmp_path, capsys):
+    from analysis.training import cli
+
+    args = ["--model", "mlp", "--dataset", "digits", "--epochs", "1", "--width", "8", "--depth", "1",
+            "--out", str(tmp_path), "--name", "run"]
+    assert cli(args) == 0
+    run = tmp_path / "run"
+    config = (run / "config.json").read_text()
+    with pytest.raises(SystemExit) as exit_:  # was: resumed the old checkpoint under the new config
+        cli(args[:-4] + ["--width", "16", "--out", str(tmp_path), "--name", "run"])
+    assert exit_.value.code == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == config
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
