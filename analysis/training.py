@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 import os
 import sys
 import time
@@ -89,6 +90,9 @@ def learning_rate(epoch: int, epochs: int, lr: float, schedule: str = "constant"
     if schedule == "exp":
         if lr_final is None:
             raise ValueError("schedule 'exp' needs lr_final")
+        if not (lr > 0 and lr_final > 0):
+            raise ValueError(f"schedule 'exp' needs lr > 0 and lr_final > 0, got lr={lr}, "
+                             f"lr_final={lr_final}")
         return lr * (lr_final / lr) ** (epoch / max(epochs - 1, 1))
     if schedule == "step":
         return lr * gamma ** sum(epoch >= m for m in milestones)
@@ -313,8 +317,11 @@ def fit(
     X, y = _check_data(train_data, "train_data")
     if test_data is not None:
         _check_data(test_data, "test_data")
-    if epochs <= 0 or batch_size <= 0:
-        raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip must be None or a positive gradient norm, got {grad_clip!r}")
     loss_fn = _loss_fn(loss)
     if base_batch_size is not None:
         lr, epochs, milestones = large_batch_recipe(batch_size, base_batch_size, lr, epochs,

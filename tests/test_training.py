@@ -103,6 +103,18 @@ def test_bad_inputs_are_clear_errors():
         fit(small(), (torch.zeros(3, 1, 4, 4), torch.zeros(2, dtype=torch.long)))
     with pytest.raises(ValueError, match="need base_batch_size"):
         fit(small(), blobs(), lr_scaling="sqrt")
+    # these trained on silently (gradient ascent for grad_clip < 0 and for a negative lr_final's
+    # last epoch) or failed with a TypeError that named no argument
+    with pytest.raises(ValueError, match="grad_clip must be None or a positive"):
+        fit(small(), blobs(), grad_clip=-1.0)
+    with pytest.raises(ValueError, match="grad_clip must be None or a positive"):
+        fit(small(), blobs(), grad_clip=0)
+    with pytest.raises(ValueError, match="needs lr > 0 and lr_final > 0"):
+        fit(small(), blobs(), epochs=2, lr_final=-1e-3)
+    with pytest.raises(ValueError, match="epochs must be a positive integer, got 2.5"):
+        fit(small(), blobs(), epochs=2.5)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        fit(small(), blobs(), batch_size=0)
 
 
 def test_latent_weights_stay_clipped_during_training():
