@@ -328,6 +328,8 @@ def fit(
                                                     milestones, lr_scaling, regime_adaptation)
     elif lr_scaling or regime_adaptation:
         raise ValueError("lr_scaling and regime_adaptation need base_batch_size (B_small)")
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs run_dir, the folder of the run to continue")
     if schedule is None:
         schedule = "exp" if lr_final is not None else "step" if milestones else "constant"
     learning_rate(0, epochs, lr, schedule, lr_final, milestones, gamma)  # validates early

@@ -115,6 +115,8 @@ def test_bad_inputs_are_clear_errors():
         fit(small(), blobs(), epochs=2.5)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         fit(small(), blobs(), batch_size=0)
+    with pytest.raises(ValueError, match="resume=True needs run_dir"):  # trained from scratch
+        fit(small(), blobs(), resume=True)
 
 
 def test_latent_weights_stay_clipped_during_training():
