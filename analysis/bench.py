@@ -40,6 +40,19 @@ def machine_info() -> dict:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def _count(minimum: int = 1) -> Callable[[str], int]:
+    """argparse type: an integer >= `minimum` (a size, a repeat count, a number of steps)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
 def write_json(path: str | Path | None, results: dict) -> None:
     if path:
         Path(path).write_text(json.dumps({"machine": machine_info(), **results}, indent=1))
@@ -52,14 +65,16 @@ def train(argv: list[str]) -> int:
     from analysis.training import squared_hinge_loss, train_step
 
     p = argparse.ArgumentParser(prog="python -m analysis bench train", description=train.__doc__)
-    p.add_argument("--width", type=int, default=1024)
-    p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--width", type=_count(), default=1024)
+    p.add_argument("--depth", type=_count(0), default=3)
+    p.add_argument("--batch-size", type=_count(2), default=100)
+    p.add_argument("--repeat", type=_count(), default=30)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
 
     X, y = data.load("mnist5k", "train")
+    if a.batch_size > len(X):
+        p.error(f"--batch-size {a.batch_size} is more than the {len(X)} mnist5k training digits")
     xb, yb = X[:a.batch_size], y[:a.batch_size]
 
     def make_step(name: str) -> Callable[[], None]:
@@ -155,14 +170,14 @@ def xnor(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="python -m analysis bench xnor", description=xnor.__doc__)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--sizes", type=int, nargs="*", default=None,
+    p.add_argument("--sizes", type=_count(), nargs="*", default=None,
                    help="square sizes M=N=K (default: GPU 1024..8192, CPU 256 512 1024)")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--batch", type=_count(), default=None,
                    help="batch M of the MNIST MLP's shapes (default GPU 10000, CPU 1000)")
-    p.add_argument("--width", type=int, default=4096, help="MLP width: shapes (B, width, width)")
-    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--width", type=_count(), default=4096, help="MLP width: shapes (B, width, width)")
+    p.add_argument("--repeat", type=_count(), default=20)
     p.add_argument("--no-baseline", action="store_true", help="skip the unoptimized kernel")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_count(), default=None,
                    help="torch CPU threads (the numpy reference uses one); default: torch's")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
@@ -260,12 +275,12 @@ def bnn_inference(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis bench bnn-inference",
                                 description=bnn_inference.__doc__)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--width", type=int, default=4096)
-    p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--batch", type=int, default=None, help="default GPU 10000, CPU 1000")
-    p.add_argument("--train-epochs", type=int, default=1,
+    p.add_argument("--width", type=_count(), default=4096)
+    p.add_argument("--depth", type=_count(), default=3)
+    p.add_argument("--batch", type=_count(), default=None, help="default GPU 10000, CPU 1000")
+    p.add_argument("--train-epochs", type=_count(0), default=1,
                    help="epochs of training on mnist5k before the checks (0: random weights)")
-    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--repeat", type=_count(), default=10)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
 
@@ -347,11 +362,12 @@ def margin(argv: list[str]) -> int:
     from analysis import margin as M
 
     p = argparse.ArgumentParser(prog="python -m analysis bench margin", description=margin.__doc__)
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--d", type=int, default=50)
-    p.add_argument("--steps", type=int, default=10**6)
-    p.add_argument("--short", type=int, default=200, help="iterations of the side-by-side run")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--n", type=_count(2), default=100)
+    p.add_argument("--d", type=_count(), default=50)
+    p.add_argument("--steps", type=_count(100), default=10**6,
+                   help="iterations of the long run (the 1/log t fit needs a decade: >= 100)")
+    p.add_argument("--short", type=_count(), default=200, help="iterations of the side-by-side run")
+    p.add_argument("--repeat", type=_count(), default=3)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
 
@@ -395,15 +411,18 @@ def diffusion(argv: list[str]) -> int:
     from analysis.training import TrainState, train_step
 
     p = argparse.ArgumentParser(prog="python -m analysis bench diffusion", description=diffusion.__doc__)
-    p.add_argument("--width", type=int, default=256, help="MLP width (the large-batch experiment's)")
-    p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--repeat", type=int, default=200)
-    p.add_argument("--updates", type=int, default=10_000, help="run length for the amortized 'auto' cost")
+    p.add_argument("--width", type=_count(), default=256, help="MLP width (the large-batch experiment's)")
+    p.add_argument("--depth", type=_count(0), default=3)
+    p.add_argument("--batch-size", type=_count(2), default=50)
+    p.add_argument("--repeat", type=_count(), default=200)
+    p.add_argument("--updates", type=_count(), default=10_000,
+                   help="run length for the amortized 'auto' cost")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
 
     X, y = data.load("mnist5k", "train")
+    if a.batch_size > len(X):
+        p.error(f"--batch-size {a.batch_size} is more than the {len(X)} mnist5k training digits")
     xb, yb = X[:a.batch_size], y[:a.batch_size]
     torch.manual_seed(0)
     model = models.build("mlp", width=a.width, depth=a.depth)
@@ -455,12 +474,12 @@ def minima(argv: list[str]) -> int:
     from analysis import landscape
 
     p = argparse.ArgumentParser(prog="python -m analysis bench minima", description=minima.__doc__)
-    p.add_argument("--runs", type=int, default=100)
-    p.add_argument("--n", type=int, default=64, help="samples N")
-    p.add_argument("--d0", type=int, default=8, help="inputs d0")
-    p.add_argument("--width", type=int, default=16, help="hidden units d1")
+    p.add_argument("--runs", type=_count(), default=100)
+    p.add_argument("--n", type=_count(), default=64, help="samples N")
+    p.add_argument("--d0", type=_count(), default=8, help="inputs d0")
+    p.add_argument("--width", type=_count(), default=16, help="hidden units d1")
     p.add_argument("--data", default="random", choices=landscape.DATASETS)
-    p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--max-steps", type=_count(), default=20000)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     X, y = landscape.make_data(a.data, a.n, a.d0, seed=0)
@@ -509,8 +528,8 @@ def widgets(argv: list[str]) -> int:
     from analysis.widgets.clipping import make_callback, sample_tensors
 
     p = argparse.ArgumentParser(prog="python -m analysis bench widgets", description=widgets.__doc__)
-    p.add_argument("--n", type=int, default=10**6, help="values in the tensor")
-    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--n", type=_count(2), default=10**6, help="values in the tensor")
+    p.add_argument("--repeat", type=_count(), default=15)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
 

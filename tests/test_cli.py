@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from analysis.cli import main
@@ -56,3 +57,24 @@ def test_train_bad_model_or_dataset_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "imagenet" in r.stderr
     r = run_cli("train", "--resume", str(tmp_path / "nope"))
     assert r.returncode == 2 and "no run at" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--width", "0"], "argument --width: must be >= 1, got 0"),
+    (["train", "--repeat", "x"], "argument --repeat: not an integer: 'x'"),
+    (["train", "--batch-size", "5000"], "--batch-size 5000 is more than the 4000 mnist5k"),
+    (["diffusion", "--updates", "0"], "argument --updates: must be >= 1, got 0"),
+    (["diffusion", "--repeat", "0"], "argument --repeat: must be >= 1, got 0"),
+    (["xnor", "--sizes", "64", "-5"], "argument --sizes: must be >= 1, got -5"),
+    (["xnor", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
+    (["bnn-inference", "--depth", "0"], "argument --depth: must be >= 1, got 0"),
+    (["margin", "--steps", "10"], "argument --steps: must be >= 100, got 10"),
+    (["minima", "--runs", "0"], "argument --runs: must be >= 1, got 0"),
+    (["widgets", "--n", "0"], "argument --n: must be >= 2, got 0"),
+])
+def test_bench_bad_sizes_are_clear_errors(args, message, capsys):
+    """Zero, negative or too large sizes: one argparse error line, not a traceback from inside."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", *args])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
