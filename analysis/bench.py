@@ -53,6 +53,16 @@ def _count(minimum: int = 1) -> Callable[[str], int]:
     return parse
 
 
+def _json_path(text: str) -> str:
+    """argparse type of --json: a file in an existing folder, checked before the run, not after."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name, e.g. {path / 'bench.json'}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"no folder {path.parent} to write {path.name} into")
+    return text
+
+
 def write_json(path: str | Path | None, results: dict) -> None:
     if path:
         Path(path).write_text(json.dumps({"machine": machine_info(), **results}, indent=1))
@@ -69,7 +79,7 @@ def train(argv: list[str]) -> int:
     p.add_argument("--depth", type=_count(0), default=3)
     p.add_argument("--batch-size", type=_count(2), default=100)
     p.add_argument("--repeat", type=_count(), default=30)
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
 
     X, y = data.load("mnist5k", "train")
@@ -179,7 +189,7 @@ def xnor(argv: list[str]) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the unoptimized kernel")
     p.add_argument("--threads", type=_count(), default=None,
                    help="torch CPU threads (the numpy reference uses one); default: torch's")
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -281,7 +291,7 @@ def bnn_inference(argv: list[str]) -> int:
     p.add_argument("--train-epochs", type=_count(0), default=1,
                    help="epochs of training on mnist5k before the checks (0: random weights)")
     p.add_argument("--repeat", type=_count(), default=10)
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
 
     cuda = a.device == "cuda" or (a.device == "auto" and bits.gpu_available())
@@ -368,7 +378,7 @@ def margin(argv: list[str]) -> int:
                    help="iterations of the long run (the 1/log t fit needs a decade: >= 100)")
     p.add_argument("--short", type=_count(), default=200, help="iterations of the side-by-side run")
     p.add_argument("--repeat", type=_count(), default=3)
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
 
     X, y = data.load("separable", n=a.n, d=a.d, margin=0.5, seed=0)
@@ -417,7 +427,7 @@ def diffusion(argv: list[str]) -> int:
     p.add_argument("--repeat", type=_count(), default=200)
     p.add_argument("--updates", type=_count(), default=10_000,
                    help="run length for the amortized 'auto' cost")
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
 
     X, y = data.load("mnist5k", "train")
@@ -480,7 +490,7 @@ def minima(argv: list[str]) -> int:
     p.add_argument("--width", type=_count(), default=16, help="hidden units d1")
     p.add_argument("--data", default="random", choices=landscape.DATASETS)
     p.add_argument("--max-steps", type=_count(), default=20000)
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
     X, y = landscape.make_data(a.data, a.n, a.d0, seed=0)
 
@@ -530,7 +540,7 @@ def widgets(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis bench widgets", description=widgets.__doc__)
     p.add_argument("--n", type=_count(2), default=10**6, help="values in the tensor")
     p.add_argument("--repeat", type=_count(), default=15)
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
 
     t0 = time.perf_counter()

@@ -78,3 +78,15 @@ def test_bench_bad_sizes_are_clear_errors(args, message, capsys):
         main(["bench", *args])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["missing/out.json", "."])
+def test_bench_json_path_is_checked_before_the_run(tmp_path, monkeypatch, capsys, where):
+    """--json in a missing folder (or a folder): an error at once, not a traceback after the run."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "minima", "--runs", "1", "--n", "4", "--d0", "2", "--width", "1",
+              "--max-steps", "5", "--json", where])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --json" in err and ("no folder missing" in err or "is a folder" in err)
