@@ -187,6 +187,8 @@ def save_checkpoint(path: str | Path, state: TrainState, extra: dict | None = No
         "step": state.step,
         "history": state.history.epochs if state.history else [],
         "torch_rng": torch.get_rng_state(),
+        # dropout on a GPU draws from the CUDA generators (untouched, hence unsaved, on CPU runs)
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
         **(extra or {}),
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -350,6 +352,8 @@ def fit(
             state.epoch, state.step = ckpt["epoch"], ckpt["step"]
             history.epochs = list(ckpt["history"])
             torch.set_rng_state(ckpt["torch_rng"])
+            for i, rng in enumerate(ckpt.get("cuda_rng", [])[:torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(rng, i)
 
     _call(callbacks, "on_train_begin", state)
     bar = tqdm(range(state.epoch, epochs), initial=state.epoch, total=epochs, unit="epoch",

@@ -78,6 +78,37 @@ def test_checkpoint_round_trip_and_resume_after_interruption(tmp_path):
     assert (run / "metrics.csv").read_text().startswith("epoch,")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="faked CUDA; the GPU test below uses the real one")
+def test_checkpoint_keeps_and_restores_the_cuda_generators(tmp_path, monkeypatch):
+    # GPU dropout draws from the CUDA generators: the checkpoint saved only the CPU one, so a
+    # resumed GPU run replayed the dropout masks of its first epochs (faked here: no GPU needed)
+    saved = [torch.arange(8, dtype=torch.uint8), torch.arange(8, 16, dtype=torch.uint8)]
+    restored = {}
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: saved)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, i: restored.__setitem__(i, s.clone()))
+    fit(small(), blobs(), epochs=1, run_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert [s.tolist() for s in ckpt["cuda_rng"]] == [s.tolist() for s in saved]
+    fit(small(), blobs(), epochs=2, run_dir=tmp_path, resume=True, progress=False)
+    assert {i: s.tolist() for i, s in restored.items()} == {i: s.tolist() for i, s in enumerate(saved)}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resumed_gpu_run_with_dropout_matches_the_uninterrupted_one(tmp_path):
+    def net():
+        torch.manual_seed(0)
+        return models.build("mlp", width=64, depth=2, in_shape=(1, 4, 4), num_classes=3, dropout=0.5)
+
+    kw = dict(epochs=4, lr=1e-2, device="cuda", progress=False)
+    full = fit(net(), blobs(), **kw)
+    fit(net(), blobs(), **{**kw, "epochs": 2}, run_dir=tmp_path)
+    resumed = fit(net(), blobs(), **kw, run_dir=tmp_path, resume=True)
+    assert resumed["train_loss"] == pytest.approx(full["train_loss"], rel=1e-4)
+
+
 def test_checkpoint_loads_without_executing_code(tmp_path):
     fit(small(), blobs(), epochs=1, run_dir=tmp_path, progress=False)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
