@@ -199,7 +199,9 @@ def xnor(argv: list[str]) -> int:
         print(f"no GPU kernels: {bits.gpu_status()}")
         return 1
     if not cuda:
-        print(f"CPU run ({bits.gpu_status()}): the numpy reference vs float32 torch.matmul")
+        why = "--device cpu" if a.device == "cpu" else bits.gpu_status()
+        print(f"CPU run ({why}): the numpy reference vs float32 torch.matmul; skipped: the "
+              "CUDA kernels (XNOR, baseline) and bf16")
     device = "cuda" if cuda else "cpu"
     sizes = a.sizes if a.sizes is not None else ([1024, 2048, 4096, 8192] if cuda else [256, 512, 1024])
     batch = a.batch or (10000 if cuda else 1000)
@@ -298,6 +300,10 @@ def bnn_inference(argv: list[str]) -> int:
     if cuda and not bits.gpu_available():
         print(f"no GPU kernels: {bits.gpu_status()}")
         return 1
+    if not cuda:
+        why = "--device cpu" if a.device == "cpu" else bits.gpu_status()
+        print(f"CPU run ({why}): the packed model on the numpy reference vs the torch model; "
+              "skipped: the CUDA kernels (XNOR, baseline) and their exactness checks")
     device = "cuda" if cuda else "cpu"
     kernel = bits.gpu_kernel() if cuda else "cpu reference"  # what "xnor" runs
     batch = a.batch or (10000 if cuda else 1000)

@@ -90,3 +90,13 @@ def test_bench_json_path_is_checked_before_the_run(tmp_path, monkeypatch, capsys
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "argument --json" in err and ("no folder missing" in err or "is a folder" in err)
+
+
+@pytest.mark.parametrize("bench, sizes", [
+    ("xnor", ["--sizes", "8", "--batch", "4", "--width", "8"]),
+    ("bnn-inference", ["--width", "8", "--depth", "1", "--train-epochs", "0", "--batch", "4"]),
+])
+def test_bench_on_the_cpu_says_what_it_skips_and_why(bench, sizes, capsys):
+    assert main(["bench", bench, "--device", "cpu", "--repeat", "1", *sizes]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("CPU run (--device cpu): ") and "skipped: the CUDA kernels" in first
