@@ -326,6 +326,8 @@ def fit(
         raise ValueError(f"grad_clip must be None or a positive gradient norm, got {grad_clip!r}")
     loss_fn = _loss_fn(loss)
     if base_batch_size is not None:
+        if lr_final is not None:  # lr_scaling scales the whole schedule, its end included
+            lr_final = large_batch_recipe(batch_size, base_batch_size, lr_final, 1, (), lr_scaling)[0]
         lr, epochs, milestones = large_batch_recipe(batch_size, base_batch_size, lr, epochs,
                                                     milestones, lr_scaling, regime_adaptation)
     elif lr_scaling or regime_adaptation:

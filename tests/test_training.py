@@ -176,6 +176,14 @@ def test_large_batch_recipe_arithmetic():
     assert epochs == 320 and ms == [160, 256]
 
 
+def test_lr_scaling_scales_the_whole_exp_schedule():
+    X, y = blobs(400)
+    h = fit(small(), (X, y), epochs=3, batch_size=400, base_batch_size=100, lr=0.1, lr_final=0.01,
+            lr_scaling="sqrt", progress=False)
+    # was [0.2, 0.045, 0.01]: only the first epoch's rate was scaled, the decay made steeper
+    assert h["lr"] == pytest.approx([0.2, 0.2 * 0.1 ** 0.5, 0.02])
+
+
 def test_squared_hinge_matches_definition():
     s = torch.tensor([[2.0, -0.5], [0.0, 0.3]])
     y = torch.tensor([0, 1])
