@@ -553,6 +553,8 @@ def experiment_cli(argv: list[str]) -> int:
             p.error(f"--epochs must be positive, got {a.epochs}")
         settings["epochs"] = a.epochs
     out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     configs = (grid_configs(settings["small"], GRID_BATCH_SIZES) if a.grid
                else large_batch_configs(settings["small"], settings["large"]))

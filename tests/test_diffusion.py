@@ -291,6 +291,14 @@ def test_experiment_cli_writes_table_records_and_figures(tmp_path, monkeypatch, 
     assert "share of the large-batch gap" in capsys.readouterr().out
 
 
+def test_experiment_cli_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        D.experiment_cli(["--fast", "--out", str(tmp_path / "file")])
+    assert exit_.value.code == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
 def test_gap_recovered():
     rows = [{"test_error": e} for e in (0.05, 0.15, 0.12, 0.08)]
     assert D.gap_recovered(rows) == pytest.approx(0.7)
