@@ -358,8 +358,9 @@ def fit(
                 torch.cuda.set_rng_state(rng, i)
 
     _call(callbacks, "on_train_begin", state)
+    show = _show_progress(progress)
     bar = tqdm(range(state.epoch, epochs), initial=state.epoch, total=epochs, unit="epoch",
-               disable=not _show_progress(progress), leave=False)
+               disable=not show, leave=False)
     for epoch in bar:
         t0 = time.perf_counter()
         eta = learning_rate(epoch, epochs, lr, schedule, lr_final, milestones, gamma)
@@ -368,6 +369,9 @@ def fit(
         model.train()
         order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
         sum_loss, wrong, seen = 0.0, 0, 0
+        # an epoch of a large net or data set takes minutes: show its batches too
+        batch_bar = tqdm(total=max(len(X) // batch_size, 1), unit="batch", desc=f"epoch {epoch + 1}",
+                         disable=not show, leave=False)
         for i in range(0, len(X), batch_size):
             idx = order[i:i + batch_size]
             if len(idx) < batch_size and i > 0:
@@ -385,6 +389,8 @@ def fit(
             wrong += int((out.argmax(1) != yb).sum())
             seen += len(idx)
             _call(callbacks, "on_step_end", state)
+            batch_bar.update()
+        batch_bar.close()
         row = {"epoch": epoch + 1, "lr": eta, "train_loss": sum_loss / seen,
                "train_error": wrong / seen, "updates": state.step}
         if test_data is not None:

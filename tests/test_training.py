@@ -117,6 +117,12 @@ def test_checkpoint_loads_without_executing_code(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
 
 
+def test_progress_shows_the_batches_of_each_epoch(capsys):
+    fit(small(), blobs(), epochs=2, batch_size=20, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1:" in err and "0/10 [" in err and "batch/s" in err  # was: one tick per epoch
+
+
 def test_nan_loss_stops_the_run_with_a_clear_error():
     X, y = blobs()
     X = X.clone()
