@@ -206,7 +206,7 @@ class WeightDiffusion:
     def distances(self) -> tuple[float, list[float]]:
         """(‖w − w_0‖, [‖w_l − w_0,l‖ per layer]) for the current weights."""
         diffs = torch._foreach_sub([p.detach() for p in self._params], self._w0_views)
-        sq = torch.stack(torch._foreach_norm(diffs)).double().square()
+        sq = torch.stack(torch._foreach_norm(diffs)).double().square().cpu()  # beside _layer_index
         per_layer = torch.zeros(len(self._layer_names), dtype=torch.float64).index_add_(
             0, self._layer_index, sq)
         return float(sq.sum().sqrt()), per_layer.sqrt().tolist()

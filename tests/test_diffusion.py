@@ -67,6 +67,14 @@ def test_callback_matches_direct_computation_at_every_update():
     assert r.distance[-1] > r.distance[0] > 0
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_callback_on_a_gpu_model():
+    rec, direct = D.WeightDiffusion(every=1), _Direct()
+    fit(_model(), _toy(), epochs=1, batch_size=16, optimizer="sgd", lr=0.1, callbacks=[rec, direct],
+        device="cuda")
+    np.testing.assert_allclose(rec.record.distance, direct.d, rtol=1e-5)
+
+
 def test_callback_every_k_and_the_last_update():
     rec = D.WeightDiffusion(every=5, layers=False)
     fit(_model(), _toy(), epochs=3, batch_size=16, lr=0.01, callbacks=[rec])
