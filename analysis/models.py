@@ -77,6 +77,9 @@ def cnn(kind: str = "float", in_shape=(3, 32, 32), num_classes: int = 10, width:
     """
     if width <= 0:
         raise ValueError(f"width must be > 0, got {width}")
+    if len(in_shape) != 3 or min(in_shape[1:]) < 8:  # three 2x2 poolings need 8x8 at least
+        raise ValueError(f"in_shape must be (channels, height, width) of images at least 8x8, "
+                         f"got {tuple(in_shape)}")
     kq, aq = _quantizers(kind, bits_w, bits_a)
     c_in, h, w = in_shape
     chans = [width, width, 2 * width, 2 * width, 4 * width, 4 * width]

@@ -98,6 +98,11 @@ def test_unknown_model_and_bad_options_are_clear_errors():
         models.build("mlp", colour="red")
     with pytest.raises(ValueError, match="bits must be in 1..16"):
         models.build("qnn-mlp", bits_w=0)
+    # were 'not enough values to unpack' and, at the first forward, 'Output size is too small'
+    with pytest.raises(ValueError, match=r"in_shape must be \(channels, height, width\).*got \(2,\)"):
+        models.build("cnn", in_shape=(2,))
+    with pytest.raises(ValueError, match=r"at least 8x8, got \(1, 4, 4\)"):
+        models.build("bnn-cnn", in_shape=(1, 4, 4), width=4)
 
 
 def test_layer_inputs_records_what_each_layer_receives_in_eval_mode():
