@@ -224,6 +224,9 @@ def _check_data(data, name: str) -> tuple[Tensor, Tensor]:
         X, y = data
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair (X, y) of tensors") from None
+    if not (isinstance(X, Tensor) and isinstance(y, Tensor)):
+        raise ValueError(f"{name} must be a pair (X, y) of tensors, got {type(X).__name__} and "
+                         f"{type(y).__name__} (convert with torch.as_tensor)")
     if len(X) != len(y) or len(X) == 0:
         raise ValueError(f"{name}: X and y must be non-empty and of equal length, "
                          f"got {len(X)} and {len(y)}")

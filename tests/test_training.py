@@ -154,6 +154,11 @@ def test_bad_inputs_are_clear_errors():
         fit(small(), blobs(), batch_size=0)
     with pytest.raises(ValueError, match="resume=True needs run_dir"):  # trained from scratch
         fit(small(), blobs(), resume=True)
+    X, y = blobs()  # numpy arrays were an AttributeError: 'numpy.ndarray' object has no attribute 'to'
+    with pytest.raises(ValueError, match="pair \\(X, y\\) of tensors, got ndarray and ndarray"):
+        fit(small(), (X.numpy(), y.numpy()))
+    with pytest.raises(ValueError, match="data must be a pair .* got Tensor and list"):
+        evaluate(small(), (X, y.tolist()))
 
 
 def test_latent_weights_stay_clipped_during_training():
