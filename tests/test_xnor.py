@@ -234,6 +234,19 @@ def test_packed_scores_equal_torch_on_random_model() -> None:
     assert packed.layers[1].t.dtype == torch.int32 and packed.layers[-1].s is None
 
 
+@pytest.mark.parametrize("depth", [0, 1])
+def test_packed_scores_equal_torch_at_small_depth(depth: int) -> None:
+    """depth 0 (one binary layer on real input, then the head) failed with a NoneType error."""
+    model = random_bnn(depth=depth)
+    x = torch.randn(200, 1, 28, 28)
+    packed = xnor.export_packed(model)
+    with torch.no_grad():
+        want = model(x)
+    assert len(packed.layers) == depth + 1
+    assert torch.equal(packed.scores(x), want)
+    assert torch.equal(packed.predict(x, kernel="baseline"), want.argmax(1))
+
+
 def test_packed_predictions_equal_trained_model_on_mnist5k() -> None:
     from analysis import data, models
     from analysis.training import fit

@@ -183,6 +183,8 @@ class PackedBinaryMLP:
         if x.shape[1] != first.k:
             raise ValueError(f"the model takes {first.k} input features, got {x.shape[1]}")
         y = torch.nn.functional.linear(x, self._weights_pm(first))
+        if first.s is None:  # depth 0: the first layer is the last
+            return self.head(y)
         h = torch.where(first.s * y >= first.t, 1.0, -1.0)
         if xnor:
             h = pack_bits(h)
