@@ -22,6 +22,7 @@ import argparse
 import codecs
 import gzip
 import hashlib
+import http.client
 import inspect
 import io
 import os
@@ -439,8 +440,8 @@ def _download(name: str, rf: RemoteFile, path: Path) -> None:
                     f"{rf.filename} downloaded from {url} has SHA-256 {sha}, expected "
                     f"{rf.sha256}; it was deleted. Retry, or {_by_hand(rf, path)}")
             os.replace(tmp, path)
-        except (urllib.error.URLError, OSError) as e:
-            errors.append(f"{url}: {e}")
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            errors.append(f"{url}: {e!r}" if isinstance(e, http.client.HTTPException) else f"{url}: {e}")
             continue
         finally:
             if os.path.exists(tmp):  # interrupted or wrong: never leave it behind

@@ -206,6 +206,31 @@ def test_download_verifies_then_renames(cache, monkeypatch):
     assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin", "f.bin.sha256ok"]
 
 
+def test_connection_dropped_mid_download_tries_the_next_mirror(cache, monkeypatch):
+    import http.client
+
+    payload = b"tiny file standing in for a dataset"
+    rf = data.RemoteFile("f.bin", ("https://a/f.bin", "https://b/f.bin"),
+                         hashlib.sha256(payload).hexdigest(), len(payload))
+    monkeypatch.setitem(data.FILES, "mnist", (rf,))
+
+    class Dropped(io.BytesIO):
+        def read(self, size=-1):
+            raise http.client.IncompleteRead(b"tiny", len(payload) - 4)
+
+    # was: the bare IncompleteRead escaped, and mirror b was never tried
+    monkeypatch.setattr(data, "_urlopen", lambda url: Dropped() if "//a/" in url else io.BytesIO(payload))
+    (path,) = data.fetch("mnist")
+    assert path.read_bytes() == payload
+    for p in path.parent.iterdir():
+        p.unlink()
+    monkeypatch.setattr(data, "_urlopen", lambda url: Dropped())
+    with pytest.raises(data.DatasetNotAvailable, match="IncompleteRead") as err:
+        data.fetch("mnist")
+    assert "https://b/f.bin" in str(err.value)
+    assert list(path.parent.iterdir()) == []
+
+
 def test_download_with_wrong_hash_leaves_nothing(cache, monkeypatch):
     rf = data.RemoteFile("f.bin", ("https://a/f.bin",), "1" * 64, 5)
     monkeypatch.setitem(data.FILES, "mnist", (rf,))
