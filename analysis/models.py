@@ -118,6 +118,10 @@ def build(name: str, **options) -> nn.Sequential:
     """Build a model by name (see MODELS); options go to `mlp` or `cnn`."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    bits = sorted({"bits_w", "bits_a"} & set(options))
+    if bits and not name.startswith("qnn"):  # bnn-* are 1-bit, float models unquantized
+        raise ValueError(f"model {name!r} takes no {' or '.join(bits)} (it would be ignored); "
+                         "k-bit models are qnn-mlp and qnn-cnn")
     try:
         return MODELS[name][1](**options)
     except TypeError as e:  # an unknown keyword: say which model and what it takes

@@ -98,6 +98,11 @@ def test_unknown_model_and_bad_options_are_clear_errors():
         models.build("mlp", colour="red")
     with pytest.raises(ValueError, match="bits must be in 1..16"):
         models.build("qnn-mlp", bits_w=0)
+    # bits for a model without them were ignored: bnn-mlp with bits_w=2 trained a 1-bit net
+    with pytest.raises(ValueError, match="model 'bnn-mlp' takes no bits_w .*k-bit models are qnn"):
+        models.build("bnn-mlp", bits_w=2)
+    with pytest.raises(ValueError, match="model 'cnn' takes no bits_a or bits_w"):
+        models.build("cnn", bits_w=4, bits_a=4)
     # were 'not enough values to unpack' and, at the first forward, 'Output size is too small'
     with pytest.raises(ValueError, match=r"in_shape must be \(channels, height, width\).*got \(2,\)"):
         models.build("cnn", in_shape=(2,))
