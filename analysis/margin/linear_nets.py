@@ -7,7 +7,6 @@ bias experiment over depths and seeds.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,7 +14,16 @@ import numpy as np
 from scipy import optimize
 
 from analysis.margin.common import LOSSES, DivergenceError, _binary_data, angle_between
-from analysis.margin.gd import _check_choice, _log_loss, _log_psi, _logsumexp, _loss, _psi, record_times
+from analysis.margin.gd import (
+    _check_choice,
+    _check_count,
+    _log_loss,
+    _log_psi,
+    _logsumexp,
+    _loss,
+    _psi,
+    record_times,
+)
 from analysis.margin.svm import hard_margin_svm
 
 __all__ = [
@@ -147,8 +155,7 @@ def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
     """
     _check_choice("kind", kind, ("conv", "fc"))
     _check_choice("loss", loss, LOSSES)
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    _check_count("depth", depth)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     Z, _ = _binary_data(X, y)
