@@ -42,6 +42,20 @@ def test_callback_loss_and_optimizer(loss, optimizer):
     assert numbers["final_angle_deg"] < 45
 
 
+def test_callback_keeps_each_settings_run():
+    """Returning to a setting reuses its GD run (only the figure is redrawn); another
+    setting runs GD anew."""
+    WM._run.cache_clear()
+    _, first = WM.implicit_bias_callback(n=20, steps=1_000)
+    _, again = WM.implicit_bias_callback(n=20, steps=1_000)
+    assert again == first and WM._run.cache_info().hits == 1
+    _, other = WM.implicit_bias_callback(n=20, steps=1_000, seed=4)
+    assert WM._run.cache_info().misses == 2 and other["svm_margin"] != first["svm_margin"]
+    X, _, _ = WM._run(20, 0.5, 0.0, "logistic", "gd", 1_000, 3)
+    with pytest.raises(ValueError, match="read-only"):
+        X[0, 0] = 0.0  # the kept data cannot be changed under a later redraw
+
+
 def test_dashboard_reacts_to_controls():
     box = WM.implicit_bias_widget(steps=1_000)
     assert set(box.controls) == {"n", "margin", "move", "loss", "optimizer", "steps", "seed"}

@@ -1,11 +1,13 @@
 """Lesson 02's dashboard and figures, without a browser: call the callback, move the controls."""
 
+import io
 import json
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -30,6 +32,25 @@ def test_callback_dot_equals_float_dot(seed: int) -> None:
     a, b = ("".join(rng.choice(["+", "-"], size=13)) for _ in range(2))
     _, numbers = xnor_callback(a=a, b=b)
     assert numbers["dot"] == numbers["dot_float"]
+
+
+def _png(fig: Figure) -> np.ndarray:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")  # as the notebook's inline backend does
+    buf.seek(0)
+    return plt.imread(buf)
+
+
+def test_cell_labels_stay_out_of_the_layout() -> None:
+    """The 6·K cell labels sit inside the image: kept out of the layout passes (faster to
+    draw at K = 32), and the picture is the same as with them in."""
+    fig, _ = xnor_callback(a="+-" * 16, b="++--" * 8)
+    texts = fig.axes[0].texts
+    assert len(texts) == 6 * 32 and not any(t.get_in_layout() for t in texts)
+    drawn = _png(fig)
+    for t in texts:
+        t.set_in_layout(True)
+    assert np.array_equal(drawn, _png(fig))
 
 
 def test_dashboard_reruns_on_change() -> None:

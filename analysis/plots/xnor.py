@@ -31,8 +31,10 @@ def xnor_dot_figure(a: np.ndarray, b: np.ndarray, steps: dict) -> Figure:
     for r, (_, values) in enumerate(rows):
         for c, v in enumerate(values):
             text = f"{int(v):+d}" if r in (0, 1, 5) else f"{int(v)}"
+            # inside its cell, so it cannot move the layout: leaving it out of the layout
+            # passes saves ~0.05 s of drawing at K = 32 (192 labels), the image is the same
             ax.text(c, r, text, ha="center", va="center", fontsize=8,
-                    color="white" if shade[r, c] > 0 else "black")
+                    color="white" if shade[r, c] > 0 else "black", in_layout=False)
     ax.set_yticks(range(len(rows)), [name for name, _ in rows])
     ax.set_xticks(range(k), [str(i) for i in range(k)], fontsize=7)
     ax.set_xlabel("position i")
