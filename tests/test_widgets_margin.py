@@ -66,6 +66,17 @@ def test_dashboard_reacts_to_controls():
     assert "exponential" in box.last_result[0].axes[0].get_title()
 
 
+def test_dashboard_takes_any_number_of_steps():
+    """implicit_bias_widget(steps=500) raised TraitError 'Invalid selection: value not
+    found' (the steps Dropdown listed only 1k, 10k, 100k); the steps asked for join the list."""
+    box = WM.implicit_bias_widget(steps=500)
+    assert list(box.controls["steps"].options) == [500, 1_000, 10_000, 100_000]
+    assert box.controls["steps"].value == 500 and box.last_result[0].axes
+    loss_500 = box.last_result[1]["final_loss"]
+    box.controls["steps"].value = 1_000
+    assert box.last_result[1]["final_loss"] < loss_500
+
+
 def test_figures_build():
     X, y = data.load("separable", n=20, d=2, seed=3)
     r = M.gradient_descent(X, y, steps=2_000, record=5)

@@ -92,7 +92,9 @@ def implicit_bias_widget(steps: int = 10_000) -> Dashboard:
                               description="move point 0 onto the margin"),
         "loss": W.Dropdown(options=list(M.LOSSES), value="logistic", description="loss"),
         "optimizer": W.Dropdown(options=list(M.OPTIMIZERS), value="gd", description="optimizer"),
-        "steps": W.Dropdown(options=[1_000, 10_000, 100_000], value=steps, description="steps"),
+        # the steps asked for are among the choices (a Dropdown refuses a value it does not list)
+        "steps": W.Dropdown(options=sorted({1_000, 10_000, 100_000, steps}), value=steps,
+                            description="steps"),
         "seed": W.IntSlider(value=3, min=0, max=9, description="data seed"),
     }
     return dashboard(implicit_bias_callback, controls,
