@@ -141,6 +141,20 @@ def test_quantizer_dashboard():
     assert box.last_result[1]["levels"] == 2 and changed(fig0, box.last_result[0])
 
 
+def test_dashboards_refuse_a_start_outside_their_sliders():
+    """A slider clamps a starting value outside its range silently: quantizer_dashboard(bits=8)
+    drew 6 bits and sign_dashboard(x=3) drew x = 2. Now a ValueError names the range."""
+    with pytest.raises(ValueError, match=r"bits=8 is outside the slider's range 1\.\.6"):
+        quantizer_dashboard(bits=8)
+    with pytest.raises(ValueError, match=r"clip=3\.0 is outside the slider's range 0\.25\.\.2\.0"):
+        quantizer_dashboard(clip=3.0)
+    with pytest.raises(ValueError, match=r"x=3\.0 is outside the slider's range -2\.0\.\.2\.0"):
+        wb.sign_dashboard(x=3.0)
+    box = quantizer_dashboard(bits=6, clip=0.25)  # the ends of the ranges are fine
+    assert box.last_result[1]["levels"] == 64
+    assert wb.sign_dashboard(x=-2.0).last_result[1]["x"] == -2.0
+
+
 def test_environment_report():
     r = environment_report()
     assert {"python", "torch", "gpu", "pycuda", "fast mode"} <= set(r)

@@ -68,6 +68,14 @@ def test_dashboard_reruns_on_control_change(monkeypatch):
     assert calls[-1]["activation"] == "relu" and len(calls) == 3
 
 
+def test_dashboard_refuses_a_start_outside_its_sliders():
+    """minima_dashboard(d1=40) used to train and show d1 = 32 (the slider clamped it)."""
+    with pytest.raises(ValueError, match=r"d1=40 is outside the slider's range 1\.\.32"):
+        WL.minima_dashboard(d1=40)
+    with pytest.raises(ValueError, match=r"n=200 is outside the slider's range 8\.\.128"):
+        WL.minima_dashboard(n=200)
+
+
 def test_sweep_figures_and_table():
     rows = L.sweep("random", (1, 6), runs=6, n=16, d0=3, max_steps=800)
     assert [r["d1"] for r in rows] == [1, 6] and len(rows[0]["errors"]) == 6

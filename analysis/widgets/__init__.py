@@ -23,7 +23,7 @@ from collections.abc import Callable
 import ipywidgets as W
 import matplotlib.pyplot as plt
 
-__all__ = ["dashboard", "Dashboard"]
+__all__ = ["dashboard", "Dashboard", "check_start"]
 
 
 class Dashboard(W.VBox):
@@ -78,3 +78,17 @@ def dashboard(callback: Callable, controls: dict[str, W.ValueWidget], title: str
               columns: int = 3) -> Dashboard:
     """Build the dashboard of `callback` with `controls` (name → widget, names = callback's arguments)."""
     return Dashboard(callback, controls, title, columns)
+
+
+def check_start(controls: dict[str, W.ValueWidget], **asked) -> dict[str, W.ValueWidget]:
+    """`controls`, after checking that each slider starts at the value asked for (name=value).
+
+    A slider clamps a starting value outside its range without a word, so the dashboard would
+    draw a setting nobody asked for; this makes it a ValueError that names the range instead.
+    """
+    for name, value in asked.items():
+        c = controls[name]
+        if c.value != value:
+            raise ValueError(f"{name}={value!r} is outside the slider's range {c.min}..{c.max}; "
+                             f"call the callback itself for {name}={value!r}")
+    return controls

@@ -25,7 +25,7 @@ from analysis.binarized import (
     sign_ste_curves,
 )
 from analysis.plots.binarized import histograms_figure, sign_ste_figure, width_figure
-from analysis.widgets import Dashboard, dashboard
+from analysis.widgets import Dashboard, check_start, dashboard
 
 __all__ = [
     "sign_callback",
@@ -51,7 +51,8 @@ def sign_dashboard(x: float = 0.5) -> Dashboard:
     """Slide the input x of sign: its value, hard-tanh's, and the gradient the STE passes back."""
     slider = W.FloatSlider(value=x, min=-2.0, max=2.0, step=0.05, description="input x",
                            readout_format=".2f")
-    return dashboard(sign_callback, {"x": slider}, title="sign(x) and its straight-through gradient")
+    return dashboard(sign_callback, check_start({"x": slider}, x=x),
+                     title="sign(x) and its straight-through gradient")
 
 
 def histogram_callback(layer: str, *, weights: dict[str, Tensor], inputs: dict[str, Tensor]) -> tuple:

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from analysis.landscape import ACTIVATIONS, DATASETS, train_many
 from analysis.landscape import make_data as _make_data
 from analysis.plots.landscape import endpoint_summary
-from analysis.widgets import Dashboard, dashboard
+from analysis.widgets import Dashboard, check_start, dashboard
 
 __all__ = ["minima_callback", "minima_dashboard"]
 
@@ -60,5 +60,6 @@ def minima_dashboard(n: int = 32, d0: int = 6, d1: int = 4, activation: str = "l
                                  description="activation"),
         "data": W.Dropdown(options=list(DATASETS), value=data, description="data"),
     }
+    check_start(controls, n=n, d0=d0, d1=d1)
     return dashboard(minima_callback, controls,
                      title="Where do 40 trainings end? (one batched computation)")

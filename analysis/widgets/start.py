@@ -12,7 +12,7 @@ import torch
 
 from analysis.plots.start import staircase_figure
 from analysis.quant import quantize_uniform
-from analysis.widgets import Dashboard, dashboard
+from analysis.widgets import Dashboard, check_start, dashboard
 
 __all__ = ["quantizer_callback", "quantizer_dashboard"]
 
@@ -31,8 +31,9 @@ def quantizer_callback(bits: int = 2, clip: float = 1.0) -> tuple:
 
 
 def quantizer_dashboard(bits: int = 2, clip: float = 1.0) -> Dashboard:
-    """Sliders for the bit width k and the clipping value α of the uniform quantizer."""
-    return dashboard(quantizer_callback, {
+    """Sliders for the bit width k (1–6) and the clipping value α (0.25–2) of the uniform quantizer."""
+    controls = check_start({
         "bits": W.IntSlider(value=bits, min=1, max=6, description="bits k"),
         "clip": W.FloatSlider(value=clip, min=0.25, max=2.0, step=0.25, description="clip α"),
-    }, title="a uniform k-bit quantizer")
+    }, bits=bits, clip=clip)
+    return dashboard(quantizer_callback, controls, title="a uniform k-bit quantizer")
