@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analysis import data, models
+from analysis.checks import check_count
 from analysis.layers import layer_inputs
 from analysis.quant import sign_ste
 from analysis.training import History, fit
@@ -214,14 +215,15 @@ def width_sweep(widths: Sequence[int], *, depth: int = 2, epochs: int = 2, datas
     Row: name, width, depth, epochs, test_error, train_error, parameters, float_bytes,
     run_time_bytes, seconds. Results are cached in memory by arguments.
     """
-    if not widths or any(isinstance(w, bool) or w != int(w) or w <= 0 for w in widths):
-        raise ValueError(f"widths must be positive integers, got {list(widths)}")
-    key = (tuple(int(w) for w in widths), depth, epochs, dataset, n_train, seed, tuple(names))
+    if not widths:
+        raise ValueError("widths must name at least one hidden width, got none")
+    widths = [check_count("each width", w) for w in widths]
+    key = (tuple(widths), depth, epochs, dataset, n_train, seed, tuple(names))
     if key in _SWEEPS:
         return [dict(r) for r in _SWEEPS[key]]
     rows = []
     for name in names:
-        for width in key[0]:
+        for width in widths:
             t0 = time.perf_counter()
             model, history = train_model(name, width=width, depth=depth, epochs=epochs,
                                          dataset=dataset, n_train=n_train, seed=seed, progress=progress)

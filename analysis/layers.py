@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from analysis.checks import check_count
 from analysis.quant import Quantizer, as_quantizer
 
 __all__ = [
@@ -187,9 +188,7 @@ class _GhostBatchNorm(nn.Module):
     def __init__(self, num_features: int, ghost_size: int, eps: float = 1e-5,
                  momentum: float = 0.1):
         super().__init__()
-        if ghost_size <= 0:
-            raise ValueError(f"ghost_size must be a positive integer, got {ghost_size}")
-        self.num_features, self.ghost_size = num_features, int(ghost_size)
+        self.num_features, self.ghost_size = num_features, check_count("ghost_size", ghost_size)
         self.eps, self.momentum = eps, momentum
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))

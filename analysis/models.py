@@ -16,6 +16,7 @@ import math
 
 from torch import nn
 
+from analysis.checks import check_count
 from analysis.layers import GhostBatchNorm1d, GhostBatchNorm2d, QuantConv2d, QuantLinear
 from analysis.quant import UniformQuantizer, check_bits
 
@@ -51,8 +52,8 @@ def mlp(kind: str = "float", in_shape=(1, 28, 28), num_classes: int = 10, width:
     kind="bnn": binary weights everywhere, binary activations (the first layer sees the real
     input); kind="qnn": k-bit weights and activations; kind="float": ReLU, float weights.
     """
-    if width <= 0 or depth < 0:
-        raise ValueError(f"width must be > 0 and depth >= 0, got width={width}, depth={depth}")
+    check_count("width", width)
+    check_count("depth", depth, minimum=0)
     kq, aq = _quantizers(kind, bits_w, bits_a)
     sizes = [math.prod(in_shape)] + [width] * depth + [num_classes]
     layers: list[nn.Module] = [nn.Flatten()]
@@ -75,8 +76,7 @@ def cnn(kind: str = "float", in_shape=(3, 32, 32), num_classes: int = 10, width:
 
     The paper's CIFAR-10 net has width=128; smaller widths keep it laptop sized.
     """
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
+    check_count("width", width)
     if len(in_shape) != 3 or min(in_shape[1:]) < 8:  # three 2x2 poolings need 8x8 at least
         raise ValueError(f"in_shape must be (channels, height, width) of images at least 8x8, "
                          f"got {tuple(in_shape)}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import numbers
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from analysis.checks import check_count
 from analysis.layers import clip_latent_weights_
 
 __all__ = [
@@ -322,9 +322,8 @@ def fit(
     X, y = _check_data(train_data, "train_data")
     if test_data is not None:
         _check_data(test_data, "test_data")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_count("epochs", epochs)
+    check_count("batch_size", batch_size)
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be None or a positive gradient norm, got {grad_clip!r}")
     loss_fn = _loss_fn(loss)

@@ -99,13 +99,15 @@ def test_width_sweep_rows_and_cache():
 
 
 def test_errors_are_actionable():
-    with pytest.raises(ValueError, match="widths must be positive"):
+    with pytest.raises(ValueError, match="each width must be a positive integer, got 0"):
         b.width_sweep([0])
+    with pytest.raises(ValueError, match="at least one hidden width"):
+        b.width_sweep([])
     with pytest.raises(ValueError, match="train_model knows"):
         b.train_model("cnn", width=8, depth=1, epochs=1)
     with pytest.raises(ValueError, match="n_train"):
         b.train_model("mlp", width=8, depth=1, epochs=1, n_train=0)
-    with pytest.raises(ValueError, match="widths must be positive integers"):
+    with pytest.raises(ValueError, match="each width must be a positive integer, got 16.5"):
         b.width_sweep([16.5])  # was trained silently at width 16
     for model in (torch.nn.Sequential(), torch.nn.ReLU()):  # were a ZeroDivisionError
         with pytest.raises(ValueError, match="nothing to count"):

@@ -1,8 +1,10 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from analysis import models
+from analysis.checks import check_count
 from analysis.layers import (
     BinarizedLinear,
     QuantConv2d,
@@ -108,6 +110,30 @@ def test_unknown_model_and_bad_options_are_clear_errors():
         models.build("cnn", in_shape=(2,))
     with pytest.raises(ValueError, match=r"at least 8x8, got \(1, 4, 4\)"):
         models.build("bnn-cnn", in_shape=(1, 4, 4), width=4)
+    # a fractional width was a TypeError from inside nn.Linear; a ghost size of 2.5 or True
+    # was used silently as 2 or 1
+    with pytest.raises(ValueError, match="width must be a positive integer, got 2.5"):
+        models.build("mlp", width=2.5)
+    with pytest.raises(ValueError, match="depth must be an integer >= 0, got -1"):
+        models.build("bnn-mlp", depth=-1)
+    with pytest.raises(ValueError, match="width must be a positive integer, got 0"):
+        models.build("cnn", width=0)
+    for ghost_size in (2.5, True):
+        with pytest.raises(ValueError, match="ghost_size must be a positive integer"):
+            models.build("mlp", ghost_size=ghost_size)
+
+
+@pytest.mark.parametrize("value", [True, 2.5, 2.0, "3", None, 0, -1])
+def test_check_count_refuses_what_is_not_a_count(value):
+    with pytest.raises(ValueError, match=f"runs must be a positive integer, got {value!r}"):
+        check_count("runs", value)
+
+
+def test_check_count_returns_plain_ints_and_honours_its_minimum():
+    assert check_count("runs", np.int64(3)) == 3 and type(check_count("runs", np.int64(3))) is int
+    assert check_count("depth", 0, minimum=0) == 0
+    with pytest.raises(ValueError, match="depth must be an integer >= 0, got -1"):
+        check_count("depth", -1, minimum=0)
 
 
 def test_layer_inputs_records_what_each_layer_receives_in_eval_mode():

@@ -277,16 +277,16 @@ def test_bad_values_raise_clear_errors():
     with pytest.raises(ValueError, match="length >= 2"):  # was nan (0/0)
         M.fourier_sparsity(np.ones(1))
     y = np.where(np.arange(12) % 2 == 0, 1.0, -1.0)
-    with pytest.raises(ValueError, match="depth must be an integer"):  # was a TypeError
+    with pytest.raises(ValueError, match="depth must be a positive integer"):  # was a TypeError
         M.train_linear_net(X, y, 2.5, steps=10)
     with pytest.raises(ValueError, match="lr must be > 0"):  # was gradient ascent
         M.train_linear_net(X, y, 2, steps=10, lr=-0.5)
     with pytest.raises(ValueError, match=r"filters must be \(L, d\)"):  # was an IndexError
         M.conv_net_predictor(np.ones(4))
     # steps=10.5 ran 10 steps; record=[2.5] and record=[] were accepted or failed deep inside
-    with pytest.raises(ValueError, match="steps must be an integer"):
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
         M.gradient_descent(X, y, steps=10.5)
-    with pytest.raises(ValueError, match="steps must be an integer"):
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
         M.train_linear_net(X, y, 2, steps=0)
     for record in ([2.5], [], [0, 5], [11]):
         with pytest.raises(ValueError, match=r"iterations in 1..steps=10"):

@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from analysis.checks import check_count
 from analysis.landscape.net import (
     ACTIVATIONS,
     DATASETS,
     DTYPE,
     LOSSES,
     _check_data,
-    _check_sizes,
     _loss_terms,
     _slope,
     forward,
@@ -94,7 +94,7 @@ def slice_2d(X: Tensor, y: Tensor, W: Tensor, z: Tensor, span: float = 1.0, poin
     filter-normalized random directions (seeds seed, seed + 1) around θ = (W (d1, d0), z (d1,)).
     Returns alpha (points,), beta (points,), loss and error grids (points, points) [β, α]."""
     X, y = _check_data(X, y)
-    _check_sizes(points=points)
+    check_count("points", points)
     if not span > 0:
         raise ValueError(f"span must be > 0, got {span!r}")
     s = _slope(activation, slope)

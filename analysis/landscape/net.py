@@ -11,10 +11,11 @@ loss L = (1/N) Σ_n log(1 + exp(−y_n f(x_n))), the training error and the exac
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor
+
+from analysis.checks import check_count
 
 __all__ = [
     "ACTIVATIONS",
@@ -43,7 +44,8 @@ DTYPE = torch.float64
 
 def random_labels(n: int, d0: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """x_n ~ N(0, I_d0), y_n uniform in {−1, +1}, independent of x: (X (n, d0), y (n,)), float64."""
-    _check_sizes(n=n, d0=d0)
+    check_count("n", n)
+    check_count("d0", d0)
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, d0, generator=g, dtype=DTYPE)
     y = torch.randint(0, 2, (n,), generator=g).to(DTYPE) * 2 - 1
@@ -62,7 +64,8 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
     """
     from analysis import data
 
-    _check_sizes(n=n, d0=d0)
+    check_count("n", n)
+    check_count("d0", d0)
     if name == "random":
         return random_labels(n, d0, seed)
     if name == "teacher":
@@ -92,12 +95,6 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
     raise ValueError(f"data must be one of {', '.join(DATASETS)}, got {name!r}")
 
 
-def _check_sizes(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     X, y = torch.as_tensor(X, dtype=DTYPE), torch.as_tensor(y, dtype=DTYPE)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
@@ -122,7 +119,9 @@ def init_params(runs: int, d0: int, width: int, seed: int = 0) -> tuple[Tensor, 
     """R initializations, run r drawn from its own generator seeded seed + r (so run r of a
     batch equals a single run with seed + r): w_j ~ N(0, I/d0), z_j ~ N(0, 1/d1).
     Returns W (R, d1, d0), z (R, d1), float64."""
-    _check_sizes(runs=runs, d0=d0, width=width)
+    check_count("runs", runs)
+    check_count("d0", d0)
+    check_count("width", width)
     W = torch.empty(runs, width, d0, dtype=DTYPE)
     z = torch.empty(runs, width, dtype=DTYPE)
     for r in range(runs):

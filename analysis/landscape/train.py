@@ -10,6 +10,7 @@ import math
 import torch
 from torch import Tensor
 
+from analysis.checks import check_count
 from analysis.landscape.endpoints import (
     Endpoints,
     classify,
@@ -23,7 +24,6 @@ from analysis.landscape.net import (
     OPTIMIZERS,
     _check_choice,
     _check_data,
-    _check_sizes,
     _grads,
     _slope,
     flatten,
@@ -59,7 +59,10 @@ def train_many(X: Tensor, y: Tensor, width: int, runs: int, *, activation: str =
     thread hand-offs cost more than they save, badly so on a busy machine; None: unchanged).
     """
     X, y = _check_data(X, y)
-    _check_sizes(width=width, runs=runs, max_steps=max_steps, window=window)
+    check_count("width", width)
+    check_count("runs", runs)
+    check_count("max_steps", max_steps)
+    check_count("window", window)
     _check_choice("loss", loss, LOSSES)
     _check_choice("optimizer", optimizer, OPTIMIZERS)
     s = _slope(activation, slope)

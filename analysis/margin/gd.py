@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from analysis.checks import check_count
 from analysis.margin.common import (
     LOSSES,
     OPTIMIZERS,
@@ -37,7 +38,7 @@ __all__ = [
 
 def log_grid(steps: int, per_decade: int = 20) -> np.ndarray:
     """Iteration numbers 1 … steps spaced evenly in log t (`per_decade` per factor 10)."""
-    _check_count("steps", steps)
+    check_count("steps", steps)
     num = int(math.ceil(per_decade * math.log10(steps))) + 1
     return np.unique(np.round(np.logspace(0, math.log10(steps), max(num, 2))).astype(np.int64))
 
@@ -45,7 +46,7 @@ def log_grid(steps: int, per_decade: int = 20) -> np.ndarray:
 def record_times(steps: int, record: int | Sequence[int]) -> np.ndarray:
     """The iterations to record: `record` points per decade of a log grid, or the iterations
     themselves (each in 1 … steps)."""
-    _check_count("steps", steps)
+    check_count("steps", steps)
     if isinstance(record, numbers.Integral) and not isinstance(record, bool) and record >= 1:
         return log_grid(steps, record)
     times = np.unique(np.asarray(record))
@@ -53,12 +54,6 @@ def record_times(steps: int, record: int | Sequence[int]) -> np.ndarray:
         raise ValueError(f"record must be points per decade (an int) or iterations in 1..steps={steps}, "
                          f"got {record!r}")
     return times
-
-
-def _check_count(name: str, value: int) -> None:
-    """A number of steps, layers, …: an integer ≥ 1 (not a bool, not 10.5)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def _psi(m: np.ndarray, loss: str, out: np.ndarray | None = None) -> np.ndarray:

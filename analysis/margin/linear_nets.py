@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
+from analysis.checks import check_count
 from analysis.margin.common import LOSSES, DivergenceError, _binary_data, angle_between
 from analysis.margin.gd import (
     _check_choice,
-    _check_count,
     _log_loss,
     _log_psi,
     _logsumexp,
@@ -155,7 +155,7 @@ def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
     """
     _check_choice("kind", kind, ("conv", "fc"))
     _check_choice("loss", loss, LOSSES)
-    _check_count("depth", depth)
+    check_count("depth", depth)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     Z, _ = _binary_data(X, y)
@@ -207,8 +207,7 @@ def bridge_solution(X, y, depth: int, beta0: np.ndarray | None = None,
     Returns β scaled to margin 1: min_n y_n x_nᵀβ = 1.
     """
     Z, _ = _binary_data(X, y)
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
+    check_count("depth", depth)
     beta = hard_margin_svm(X, y).w if beta0 is None else np.asarray(beta0, dtype=np.float64)
     beta = beta / float(np.min(Z @ beta))  # feasible start
     if depth == 1:

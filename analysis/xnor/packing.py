@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-Array = np.ndarray | Tensor
+from analysis.checks import check_count
 
 WORD_BITS = 64
 _TILE = 256 * 256  # outputs of one CPU tile: 64 Ki words of scratch (0.6 MB), cache-sized
@@ -36,11 +36,10 @@ def n_words(k: int) -> int:
 
 
 def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not float(k).is_integer() or k < 1:
-        raise ValueError(f"k (the length of the reduction axis) must be a positive integer, got {k!r}")
+    k = check_count("k (the length of the reduction axis)", k)
     if k >= 2**31:
         raise ValueError(f"k must be below 2^31 so that results fit in int32, got {k}")
-    return int(k)
+    return k
 
 
 def pack_bits(x: Array) -> Array:
