@@ -427,18 +427,19 @@ def _stream(url: str, fd: int, rf: RemoteFile) -> str:
 
 
 def _download(name: str, rf: RemoteFile, path: Path) -> None:
-    """Stream the first reachable URL into a temporary file next to `path`, check its
-    SHA-256, then rename it into place; nothing unverified is left behind."""
+    """Stream the first URL that serves the right bytes into a temporary file next to `path`,
+    check its SHA-256, then rename it into place; nothing unverified is left behind. A mirror
+    that is down, drops the connection or serves other bytes is skipped for the next one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
+    errors, wrong_bytes = [], False
     for url in rf.urls:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
         try:
             sha = _stream(url, fd, rf)
             if sha != rf.sha256:
-                raise ChecksumError(
-                    f"{rf.filename} downloaded from {url} has SHA-256 {sha}, expected "
-                    f"{rf.sha256}; it was deleted. Retry, or {_by_hand(rf, path)}")
+                wrong_bytes = True
+                errors.append(f"{url}: SHA-256 {sha}, expected {rf.sha256}")
+                continue
             os.replace(tmp, path)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             errors.append(f"{url}: {e!r}" if isinstance(e, http.client.HTTPException) else f"{url}: {e}")
@@ -448,6 +449,9 @@ def _download(name: str, rf: RemoteFile, path: Path) -> None:
                 os.unlink(tmp)
         _marker(path).write_text(_stamp(path, rf.sha256))
         return
+    if wrong_bytes:
+        raise ChecksumError(f"{name}: no mirror served {rf.filename} with its published checksum "
+                            f"({'; '.join(errors)}); nothing was kept. Retry, or {_by_hand(rf, path)}")
     raise DatasetNotAvailable(
         f"{name}: {rf.filename} is not in the cache and could not be downloaded "
         f"({'; '.join(errors)}). Without network, {_by_hand(rf, path)}")

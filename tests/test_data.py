@@ -240,6 +240,34 @@ def test_download_with_wrong_hash_leaves_nothing(cache, monkeypatch):
     assert list((cache / "mnist").iterdir()) == []
 
 
+def test_mirror_with_wrong_bytes_is_skipped_for_the_next(cache, monkeypatch):
+    payload = b"tiny file standing in for a dataset"
+    rf = data.RemoteFile("f.bin", ("https://a/f.bin", "https://b/f.bin"),
+                         hashlib.sha256(payload).hexdigest(), len(payload))
+    monkeypatch.setitem(data.FILES, "mnist", (rf,))
+    # was: mirror a's HTML error page stopped the download with a ChecksumError; b never tried
+    monkeypatch.setattr(data, "_urlopen",
+                        lambda url: io.BytesIO(b"<html>moved</html>" if "//a/" in url else payload))
+    (path,) = data.fetch("mnist")
+    assert path.read_bytes() == payload
+    for p in path.parent.iterdir():
+        p.unlink()
+    down_or_wrong = {"https://a/f.bin": urllib.error.URLError("mirror a down"), "https://b/f.bin": None}
+
+    def opener(url):
+        if down_or_wrong[url] is not None:
+            raise down_or_wrong[url]
+        return io.BytesIO(b"wrong")
+
+    monkeypatch.setattr(data, "_urlopen", opener)
+    with pytest.raises(data.ChecksumError) as err:  # one mirror served bad bytes: say so
+        data.fetch("mnist")
+    msg = str(err.value)
+    assert "mirror a down" in msg and "https://b/f.bin: SHA-256" in msg and rf.sha256 in msg
+    assert "https://a/f.bin yourself" in msg
+    assert list(path.parent.iterdir()) == []
+
+
 def test_interrupted_download_leaves_nothing(cache, monkeypatch):
     class Dropping(io.BytesIO):
         def read(self, size=-1):
