@@ -1,5 +1,7 @@
 """The implicit-bias dashboard and figures, without a browser."""
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -75,6 +77,23 @@ def test_dashboard_takes_any_number_of_steps():
     loss_500 = box.last_result[1]["final_loss"]
     box.controls["steps"].value = 1_000
     assert box.last_result[1]["final_loss"] < loss_500
+
+
+def test_reference_curve_only_where_the_run_goes_past_t_100():
+    """The dotted 1/log t reference starts at t = 100; a shorter run (steps < 100, which the
+    dashboard now accepts) drew it as one point at its last t, still labelled 'from t = 100'
+    (and divided by log 1 = 0 at steps=1)."""
+    def labels(fig):
+        return [line.get_label() for line in fig.axes[1].lines]
+
+    fig, _ = WM.implicit_bias_callback(n=20, steps=1_000)
+    assert "∝ 1/log t from t = 100" in labels(fig)
+    for steps in (1, 50, 100):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fig, numbers = WM.implicit_bias_callback(n=20, steps=steps)
+        assert not any("1/log t" in label for label in labels(fig)), steps
+        assert np.isfinite(numbers["final_angle_deg"])
 
 
 def test_figures_build():
