@@ -32,7 +32,9 @@ __all__ = [
     "GhostBatchNorm1d",
     "GhostBatchNorm2d",
     "RangeBatchNorm1d",
+    "RangeBatchNorm2d",
     "L1BatchNorm1d",
+    "L1BatchNorm2d",
 ]
 
 
@@ -232,37 +234,62 @@ class GhostBatchNorm2d(_GhostBatchNorm):
     """Ghost batch-norm for (B, C, H, W) inputs."""
 
 
-class RangeBatchNorm1d(nn.BatchNorm1d):
-    """Range batch-norm (Banner et al. 2018): x̂ = (x − μ) / (C(n) · range(x − μ)).
+class _CheapScaleBatchNorm:
+    """Batch-norm whose σ in training is estimated without squares, from `_sigma(centred, n)`:
+    x̂ = (x − μ)/σ̂ per channel, over the batch (and the positions, for (B, C, H, W) input).
+    The running mean and σ̂² feed evaluation, which is ordinary batch-norm on them."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        self._check_input_dim(x)
+        dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+        mu = x.mean(dims)
+        centred = x - mu.view(shape)
+        sigma = self._sigma(centred, dims, x.numel() // x.shape[1])
+        with torch.no_grad():
+            self.running_mean.lerp_(mu, self.momentum)
+            self.running_var.lerp_(sigma**2, self.momentum)
+        x_hat = centred / (sigma + self.eps).view(shape)
+        return x_hat * self.weight.view(shape) + self.bias.view(shape) if self.affine else x_hat
+
+
+class _RangeBatchNorm(_CheapScaleBatchNorm):
+    """Range batch-norm (Banner et al. 2018): x̂ = (x − μ) / (C(n) · range(x − μ)), n values a channel.
 
     C(n) = 1/(2·sqrt(2·ln n)): the expected range of n Gaussian samples is ≈ 2σ·sqrt(2 ln n),
-    so C(n)·range estimates σ with no squares (8-bit friendly).
+    so C(n)·range estimates σ with no squares (8-bit friendly). The approximation runs low:
+    on N(0, σ²), C(n)·E[range] is 0.84σ at n = 128 and 0.89σ at n = 4096 (measured in
+    tests/test_layers_models.py), so x̂ has a std of about 1.2; γ absorbs it, and training and
+    evaluation use the same σ̂.
     """
 
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training:
-            return super().forward(x)
-        n = x.shape[0]
-        mu = x.mean(0)
-        centred = x - mu
-        scale = centred.amax(0) - centred.amin(0)
-        sigma = scale / (2 * math.sqrt(2 * math.log(max(n, 2))))
-        with torch.no_grad():
-            self.running_mean.lerp_(mu, self.momentum)
-            self.running_var.lerp_(sigma**2, self.momentum)
-        return centred / (sigma + self.eps) * self.weight + self.bias
+    @staticmethod
+    def _sigma(centred: Tensor, dims: list[int], n: int) -> Tensor:
+        value_range = centred.amax(dims) - centred.amin(dims)
+        return value_range / (2 * math.sqrt(2 * math.log(max(n, 2))))
 
 
-class L1BatchNorm1d(nn.BatchNorm1d):
-    """L1 batch-norm (Hoffer et al. 2018): σ ≈ sqrt(π/2) · mean|x − μ|, no squares."""
+class _L1BatchNorm(_CheapScaleBatchNorm):
+    """L1 batch-norm (Hoffer et al. 2018): σ̂ = sqrt(π/2) · mean|x − μ|, exact in expectation
+    for Gaussian x, and no squares (it trains in fp16 where L2 batch-norm overflows)."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training:
-            return super().forward(x)
-        mu = x.mean(0)
-        centred = x - mu
-        sigma = centred.abs().mean(0) * math.sqrt(math.pi / 2)
-        with torch.no_grad():
-            self.running_mean.lerp_(mu, self.momentum)
-            self.running_var.lerp_(sigma**2, self.momentum)
-        return centred / (sigma + self.eps) * self.weight + self.bias
+    @staticmethod
+    def _sigma(centred: Tensor, dims: list[int], n: int) -> Tensor:
+        return centred.abs().mean(dims) * math.sqrt(math.pi / 2)
+
+
+class RangeBatchNorm1d(_RangeBatchNorm, nn.BatchNorm1d):
+    """Range batch-norm for (B, C) inputs."""
+
+
+class RangeBatchNorm2d(_RangeBatchNorm, nn.BatchNorm2d):
+    """Range batch-norm for (B, C, H, W) inputs; n = B·H·W values per channel."""
+
+
+class L1BatchNorm1d(_L1BatchNorm, nn.BatchNorm1d):
+    """L1 batch-norm for (B, C) inputs."""
+
+
+class L1BatchNorm2d(_L1BatchNorm, nn.BatchNorm2d):
+    """L1 batch-norm for (B, C, H, W) inputs."""

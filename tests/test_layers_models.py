@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +9,12 @@ from analysis import models
 from analysis.checks import check_count
 from analysis.layers import (
     BinarizedLinear,
+    L1BatchNorm1d,
+    L1BatchNorm2d,
     QuantConv2d,
     QuantLinear,
+    RangeBatchNorm1d,
+    RangeBatchNorm2d,
     clip_latent_weights_,
     quantized_operands,
 )
@@ -149,3 +155,68 @@ def test_layer_inputs_records_what_each_layer_receives_in_eval_mode():
     expected = model[3](model[2](model[1](X.flatten(1))))
     torch.testing.assert_close(got["last"], expected)
     assert not model[1]._forward_pre_hooks  # hooks removed
+
+
+# --- range and L1 batch-norm ------------------------------------------------------------------
+
+def _by_hand(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """x̂ per channel of a (N, C) tensor, from the papers' formulas."""
+    centred = x - x.mean(0)
+    n = len(x)
+    if kind == "range":
+        sigma = (centred.amax(0) - centred.amin(0)) / (2 * math.sqrt(2 * math.log(n)))
+    else:
+        sigma = centred.abs().mean(0) * math.sqrt(math.pi / 2)
+    return centred / (sigma + 1e-5)
+
+
+@pytest.mark.parametrize("kind,cls1d,cls2d", [("range", RangeBatchNorm1d, RangeBatchNorm2d),
+                                              ("l1", L1BatchNorm1d, L1BatchNorm2d)])
+def test_range_and_l1_batchnorm_follow_their_formulas_in_1d_and_2d(kind, cls1d, cls2d):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g) * torch.tensor([1.0, 5.0, 0.1]) + 2
+    bn = cls1d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, -2.0, 0.5]))
+        bn.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
+    torch.testing.assert_close(bn(x), _by_hand(x, kind) * bn.weight + bn.bias)
+    # 2d: n = B·H·W values per channel, the same as 1d on the channel-last flattening
+    x4 = torch.randn(8, 3, 4, 5, generator=g) * 3 - 1
+    flat = x4.permute(0, 2, 3, 1).reshape(-1, 3)
+    got = cls2d(3)(x4).permute(0, 2, 3, 1).reshape(-1, 3)
+    torch.testing.assert_close(got, _by_hand(flat, kind))
+    with pytest.raises(ValueError, match="expected 4D input"):
+        cls2d(3)(x)
+
+
+def test_cheap_sigma_estimates_match_their_documented_accuracy():
+    """L1: sqrt(π/2)·mean|x − μ| is σ for Gaussian x. Range: C(n)·range runs low, 0.84σ at
+    n = 128 and 0.89σ at n = 4096 (the figures in RangeBatchNorm's docstring)."""
+    g = torch.Generator().manual_seed(1)
+    for n, low, high in ((128, 0.82, 0.86), (4096, 0.875, 0.905)):
+        x = 3 * torch.randn(n, 400, generator=g)
+        bn = RangeBatchNorm1d(400)
+        bn(x)  # training step: running_var ← 0.9 + 0.1·σ̂²
+        ratio = ((bn.running_var - 0.9) / 0.1).sqrt().mean() / 3
+        assert low < ratio < high, (n, ratio)
+    x = 3 * torch.randn(20000, 4, generator=g)
+    bn = L1BatchNorm1d(4, momentum=1.0)
+    bn(x)
+    torch.testing.assert_close(bn.running_var.sqrt(), torch.full((4,), 3.0), rtol=0.02, atol=0)
+
+
+@pytest.mark.parametrize("cls,ratio", [(RangeBatchNorm2d, 0.86), (L1BatchNorm2d, 1.0)])
+def test_cheap_batchnorm_evaluates_with_the_sigma_it_trained_with(cls, ratio):
+    """Running statistics settle on μ and the training-mode σ̂ (for the range, ratio·σ at
+    n = 32·4·4 = 512 values a channel); evaluation is batch-norm on them."""
+    g = torch.Generator().manual_seed(2)
+    bn = cls(2)
+    for _ in range(200):
+        bn(torch.randn(32, 2, 4, 4, generator=g) * 4 + 3)
+    torch.testing.assert_close(bn.running_mean, torch.full((2,), 3.0), rtol=0, atol=0.15)
+    torch.testing.assert_close(bn.running_var.sqrt(), torch.full((2,), 4.0 * ratio), rtol=0.05, atol=0)
+    x = torch.randn(5, 2, 4, 4, generator=g)
+    bn.eval()
+    view = (1, 2, 1, 1)
+    expected = (x - bn.running_mean.view(view)) / (bn.running_var.view(view) + bn.eps).sqrt()
+    torch.testing.assert_close(bn(x), expected)
