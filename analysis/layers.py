@@ -240,16 +240,20 @@ class _CheapScaleBatchNorm:
     The running mean and σ̂² feed evaluation, which is ordinary batch-norm on them."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training:
+        tracking = self.running_mean is not None
+        if not self.training and tracking:
             return super().forward(x)
         self._check_input_dim(x)
         dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
         mu = x.mean(dims)
         centred = x - mu.view(shape)
         sigma = self._sigma(centred, dims, x.numel() // x.shape[1])
-        with torch.no_grad():
-            self.running_mean.lerp_(mu, self.momentum)
-            self.running_var.lerp_(sigma**2, self.momentum)
+        if self.training and tracking:
+            with torch.no_grad():
+                self.num_batches_tracked += 1  # momentum=None: the cumulative average, as in torch
+                m = self.momentum if self.momentum is not None else 1 / int(self.num_batches_tracked)
+                self.running_mean.lerp_(mu, m)
+                self.running_var.lerp_(sigma**2, m)
         x_hat = centred / (sigma + self.eps).view(shape)
         return x_hat * self.weight.view(shape) + self.bias.view(shape) if self.affine else x_hat
 

@@ -220,3 +220,19 @@ def test_cheap_batchnorm_evaluates_with_the_sigma_it_trained_with(cls, ratio):
     view = (1, 2, 1, 1)
     expected = (x - bn.running_mean.view(view)) / (bn.running_var.view(view) + bn.eps).sqrt()
     torch.testing.assert_close(bn(x), expected)
+
+
+def test_cheap_batchnorm_options_behave_as_torch_batchnorm():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(16, 3, generator=g) * 2 + 1
+    # no running statistics: batch estimates in training and evaluation alike (was an AttributeError)
+    bn = L1BatchNorm1d(3, track_running_stats=False)
+    torch.testing.assert_close(bn(x), _by_hand(x, "l1") * bn.weight + bn.bias)
+    torch.testing.assert_close(bn.eval()(x), _by_hand(x, "l1") * bn.weight + bn.bias)
+    # momentum=None: the running mean is the plain average of the batch means
+    bn = RangeBatchNorm1d(3, momentum=None, affine=False)
+    xs = [torch.randn(16, 3, generator=g) + i for i in range(4)]
+    for xb in xs:
+        torch.testing.assert_close(bn(xb), _by_hand(xb, "range"))
+    torch.testing.assert_close(bn.running_mean, torch.stack([xb.mean(0) for xb in xs]).mean(0))
+    assert int(bn.num_batches_tracked) == 4
