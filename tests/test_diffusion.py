@@ -338,6 +338,9 @@ def test_diffusion_callback_and_dashboard(tiny_grid):
     assert nums["test_error"] == row["test_error"] and 0 <= nums["r2"] <= 1
     fig, nums = diffusion_callback(20, "sqrt", True, True, grid=tiny_grid)  # B_small: recipes are no-ops
     assert nums["run"] == "B20-nolr" and nums["gap"] == 0
+    # one run, so one bar and one curve (were two identical bars, 'batch 20' and 'B20-nolr')
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["batch 20"]
+    assert len(fig.axes[1].patches) == 1
     with pytest.raises(ValueError, match="no precomputed run 'B80-nolr-ra'"):
         diffusion_callback(80, "none", False, True, grid=tiny_grid)
     with pytest.raises(ValueError, match="lr_scaling must be"):

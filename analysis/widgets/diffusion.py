@@ -65,10 +65,11 @@ def diffusion_callback(batch_size: int = 1000, lr_scaling: str = "none", ghost_b
     ax_d.plot(t, a + b * np.log(t), "k--", lw=1, label=f"{a:.2f} + {b:.2f}·log t, R² {r2:.3f}")
     ax_d.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖", title="weight diffusion")
     ax_d.legend(fontsize=7)
-    names = [f"batch {small}", key]
-    errors = [100 * ref_row["test_error"], 100 * row["test_error"]]
-    bars = ax_e.bar(names, errors, color=[COLORS[0], COLORS[1]])
-    for bar, r in zip(bars, (ref_row, row)):
+    runs = [ref_row] if key == ref_row["name"] else [ref_row, row]  # B_small: one run, one bar
+    names = [f"batch {small}", key][:len(runs)]
+    errors = [100 * r["test_error"] for r in runs]
+    bars = ax_e.bar(names, errors, color=COLORS[:len(runs)])
+    for bar, r in zip(bars, runs):
         ax_e.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{r['updates']} updates",
                   ha="center", va="bottom", fontsize=8)
     ax_e.set(ylabel="test error (%)", title="test error", ylim=(0, max(errors) * 1.3))
