@@ -15,8 +15,11 @@ from analysis.layers import (
     QuantLinear,
     RangeBatchNorm1d,
     RangeBatchNorm2d,
+    TopKBatchNorm1d,
+    TopKBatchNorm2d,
     clip_latent_weights_,
     quantized_operands,
+    topk_constant,
 )
 from analysis.quant import UniformQuantizer
 
@@ -165,13 +168,16 @@ def _by_hand(x: torch.Tensor, kind: str) -> torch.Tensor:
     n = len(x)
     if kind == "range":
         sigma = (centred.amax(0) - centred.amin(0)) / (2 * math.sqrt(2 * math.log(n)))
+    elif kind == "topk":  # k = 10
+        sigma = centred.abs().sort(0).values[-10:].mean(0) / topk_constant(n, 10)
     else:
         sigma = centred.abs().mean(0) * math.sqrt(math.pi / 2)
     return centred / (sigma + 1e-5)
 
 
 @pytest.mark.parametrize("kind,cls1d,cls2d", [("range", RangeBatchNorm1d, RangeBatchNorm2d),
-                                              ("l1", L1BatchNorm1d, L1BatchNorm2d)])
+                                              ("l1", L1BatchNorm1d, L1BatchNorm2d),
+                                              ("topk", TopKBatchNorm1d, TopKBatchNorm2d)])
 def test_range_and_l1_batchnorm_follow_their_formulas_in_1d_and_2d(kind, cls1d, cls2d):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 3, generator=g) * torch.tensor([1.0, 5.0, 0.1]) + 2
@@ -236,3 +242,27 @@ def test_cheap_batchnorm_options_behave_as_torch_batchnorm():
         torch.testing.assert_close(bn(xb), _by_hand(xb, "range"))
     torch.testing.assert_close(bn.running_mean, torch.stack([xb.mean(0) for xb in xs]).mean(0))
     assert int(bn.num_batches_tracked) == 4
+
+
+def test_topk_constant_is_the_expected_mean_of_the_largest_half_normals():
+    assert topk_constant(16, 16) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-6)  # E|z|
+    assert topk_constant(1, 1) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-6)
+    g = torch.Generator().manual_seed(4)
+    for n, k in ((128, 10), (512, 1), (1000, 50)):
+        z = torch.randn(4000, n, generator=g, dtype=torch.float64).abs()
+        monte_carlo = z.topk(k, dim=1).values.mean().item()
+        assert topk_constant(n, k) == pytest.approx(monte_carlo, rel=0.01), (n, k)
+    with pytest.raises(ValueError, match="k=11 is more than the n=10"):
+        topk_constant(10, 11)
+
+
+def test_topk_batchnorm_estimates_sigma_and_refuses_k_above_n():
+    g = torch.Generator().manual_seed(5)
+    bn = TopKBatchNorm1d(300, k=10, momentum=1.0)
+    bn(3 * torch.randn(256, 300, generator=g) + 7)
+    assert bn.running_var.sqrt().mean().item() == pytest.approx(3.0, rel=0.02)
+    assert "k=10" in repr(bn)
+    with pytest.raises(ValueError, match="k=10 is more than the 8 values"):
+        TopKBatchNorm1d(3, k=10)(torch.randn(8, 3))
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        TopKBatchNorm2d(3, k=0)
