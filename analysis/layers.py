@@ -9,6 +9,7 @@
 - `RangeBatchNorm1d/2d` (Banner et al. 2018), `L1BatchNorm1d/2d` and `TopKBatchNorm1d/2d`
   (Hoffer et al. 2018), `GhostBatchNorm1d/2d` (Hoffer et al. 2017): batch-norm variants with
   the same interface.
+- `FixedClassifier` (Hoffer et al. 2018): a last layer fixed to Hadamard rows, one learned scale.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import special
+from scipy import linalg, special
 from torch import Tensor, nn
 
 from analysis.checks import check_count
@@ -42,6 +43,7 @@ __all__ = [
     "TopKBatchNorm1d",
     "TopKBatchNorm2d",
     "topk_constant",
+    "FixedClassifier",
 ]
 
 
@@ -355,3 +357,30 @@ class TopKBatchNorm1d(_TopKBatchNorm, nn.BatchNorm1d):
 
 class TopKBatchNorm2d(_TopKBatchNorm, nn.BatchNorm2d):
     """Top-k batch-norm for (B, C, H, W) inputs; n = B·H·W values per channel."""
+
+
+# --- fixed classifier ----------------------------------------------------------------------------
+
+class FixedClassifier(nn.Module):
+    """The last layer of "Fix your classifier" (Hoffer, Hubara, Soudry, ICLR 2018): scores
+    y = α · W x/‖x‖ with W fixed and one learned scale α (the only parameter).
+
+    W (C × N) is rows 1 … C of a Sylvester Hadamard matrix, cut to the N inputs and scaled by
+    1/√N: entries ±1/√N, so W x needs additions and subtractions only; the rows are orthogonal
+    when N is a multiple of the power of two above C. Row 0 (all ones) is left out: features
+    after a ReLU are ≥ 0, and that row would score class 0 highest for every input.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, scale: float = 10.0):
+        super().__init__()
+        n, c = check_count("in_features", in_features), check_count("num_classes", num_classes)
+        order = 1 << (max(n, c + 1) - 1).bit_length()  # the least power of two ≥ N and ≥ C + 1
+        rows = linalg.hadamard(order)[1:c + 1, :n] / math.sqrt(n)
+        self.register_buffer("weight", torch.tensor(rows, dtype=torch.float32))
+        self.scale = nn.Parameter(torch.tensor(float(scale)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * F.normalize(x, dim=1) @ self.weight.T
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.weight.shape[1]}, num_classes={self.weight.shape[0]}"
