@@ -345,3 +345,41 @@ def test_bench_bnn_inference_cpu(tmp_path) -> None:
     result = json.loads(path.read_text())
     assert code == 0 and result["exact"] == {"cpu": 1000}
     assert set(result["seconds"]) == {"xnor", "torch float"}
+
+
+# ------------------------------------------------------------------ edge cases of the CPU paths
+
+
+@pytest.mark.parametrize("m,n", [(0, 5), (4, 0), (0, 0)])
+def test_empty_products(m: int, n: int) -> None:
+    """An empty batch gives an empty (M, N) product; it failed inside the tiling (ZeroDivisionError
+    for M = 0, 'range() arg 3 must not be zero' for N = 0)."""
+    a, b = xnor.pack_bits(np.ones((m, 70))), xnor.pack_bits(np.ones((n, 70)))
+    got = xnor.xnor_matmul(a, b, 70)
+    assert got.shape == (m, n) and got.dtype == np.int32
+
+
+def test_packed_model_on_an_empty_batch() -> None:
+    """A batch of 0 digits (x[mask] with no match) gives 0 predictions; it failed in reshape."""
+    packed = xnor.export_packed(random_bnn(16, 1))
+    assert packed.predict(torch.empty(0, 1, 28, 28)).shape == (0,)
+    assert packed.scores(torch.empty(0, 784), kernel="baseline").shape == (0, 10)
+
+
+def test_pack_bits_of_half_precision_tensors() -> None:
+    """bfloat16 tensors pack like their float32 values (numpy has no bfloat16: it raised
+    TypeError from inside torch); float16 too."""
+    x = torch.randn(3, 100, generator=torch.Generator().manual_seed(3))
+    x[0, :5] = torch.tensor([0.0, -0.0, 1e-30, -1e-30, -2.0])
+    want = xnor.pack_bits(x)
+    for dtype in (torch.bfloat16, torch.float16):
+        assert torch.equal(xnor.pack_bits(x.to(dtype)), xnor.pack_bits(x.to(dtype).float()))
+    assert torch.equal(xnor.pack_bits(x.to(torch.bfloat16))[1:], want[1:])
+
+
+def test_pack_bits_refuses_complex_values() -> None:
+    """Complex numbers have no sign; numpy ordered them lexicographically without a word."""
+    with pytest.raises(ValueError, match="real-valued"):
+        xnor.pack_bits(np.array([1 + 1j, -1j]))
+    with pytest.raises(ValueError, match="real-valued"):
+        xnor.pack_bits(torch.tensor([1 + 1j, -1j]))

@@ -13,6 +13,7 @@ exactly, ties at BN(y) = 0 included (they give bit 1, as sign(0) = +1).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -178,7 +179,7 @@ class PackedBinaryMLP:
             raise ValueError(f"kernel must be 'xnor', 'popc', 'tc' or 'baseline', got {kernel!r}")
         xnor = kernel != "baseline"
         gemm = "auto" if kernel == "xnor" else kernel
-        x = x.reshape(x.shape[0], -1).to(self.device, torch.float32)
+        x = x.reshape(x.shape[0], math.prod(x.shape[1:])).to(self.device, torch.float32)  # B may be 0
         first = self.layers[0]
         if x.shape[1] != first.k:
             raise ValueError(f"the model takes {first.k} input features, got {x.shape[1]}")

@@ -55,14 +55,17 @@ def pack_bits(x: Array) -> Array:
             from analysis.xnor.gpu import cuda_pack_bits  # the launcher builds on this module
 
             return cuda_pack_bits(x)
-        return torch.from_numpy(_pack_numpy(x.detach().numpy()).view(np.int64))
+        x = x.detach()
+        if x.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds it exactly
+            x = x.float()
+        return torch.from_numpy(_pack_numpy(x.numpy()).view(np.int64))
     return _pack_numpy(np.asarray(x))
 
 
 def _pack_numpy(x: np.ndarray) -> np.ndarray:
     if x.ndim == 0 or x.shape[-1] == 0:
         raise ValueError(f"pack_bits needs an array with a non-empty last axis, got shape {x.shape}")
-    if x.dtype == bool or not (np.issubdtype(x.dtype, np.number)):
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise ValueError(f"pack_bits needs a real-valued array, got dtype {x.dtype}")
     if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
         raise ValueError("pack_bits got NaN values: their sign is undefined")
@@ -164,6 +167,8 @@ def xnor_matmul_cpu(a_packed: np.ndarray, b_packed: np.ndarray, k: int) -> np.nd
         a[:, -1] &= tail
         b[:, -1] &= tail
     counts = np.zeros((m, n), dtype=np.int32)
+    if m == 0 or n == 0:
+        return counts
     tm = min(m, 256)  # a flat tile when M is small: fewer, longer numpy passes
     tn = min(n, max(256, _TILE // tm))
     xor = np.empty((tm, tn), dtype=np.uint64)
