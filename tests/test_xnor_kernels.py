@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+import analysis.xnor.gpu as gpu
 from analysis import xnor
 
 KERNELS = ["xnor_gemm", "baseline_gemm", "pack"]
@@ -93,10 +95,11 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return exe
 
 
-def emulate(exe: Path, kernel: str, sizes: list[int], *arrays: np.ndarray) -> bytes:
+def emulate(exe: Path, kernel: str, sizes: list[int], *arrays: np.ndarray,
+            env: dict[str, str] | None = None) -> bytes:
     data = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
     done = subprocess.run([str(exe), kernel, *map(str, sizes)], input=data, capture_output=True,
-                          timeout=60)
+                          timeout=120, env=None if env is None else {**os.environ, **env})
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
 
@@ -188,6 +191,239 @@ def test_without_gpu_the_status_says_why() -> None:
     assert "CUDA" in status or "pycuda" in status
     with pytest.raises(ValueError, match="GPU backend must be one of"):
         xnor.gpu_backend("opencl")
+
+
+# ------------------------------------------------------------------ the launchers, on the emulation
+#
+# analysis.xnor.gpu with a stand-in backend: each launch is checked against CUDA's rules and the
+# kernel's parameter list, then run on tests/cuda_emu with the grid and block the launcher chose.
+# So the launchers' shapes, dtypes, argument order and geometry are checked without a GPU.
+
+WORD, I32, F32 = (torch.int64, torch.uint64), (torch.int32,), (torch.float32,)
+SIGNATURES = {  # kernel: parameters (a tuple of dtypes for a pointer, int for an int), output index
+    "xnor_gemm": ((WORD, WORD, I32, int, int, int, int), 2),
+    "xnor_gemm_tc": ((WORD, WORD, I32, int, int, int, int), 2),
+    "baseline_gemm": ((F32, F32, F32, int, int, int), 2),
+    "pack_signs": ((F32, WORD, int, int, int), 1),
+    "threshold_pack": ((I32, I32, I32, WORD, int, int, int), 3),
+}
+
+
+def _elements(name: str, sizes: list[int]) -> list[int]:
+    """The elements each pointer parameter spans, from the kernel's size parameters."""
+    if name.startswith("xnor_gemm"):
+        m, n, w, _ = sizes
+        return [m * w, n * w, m * n]
+    if name == "baseline_gemm":
+        m, n, k = sizes
+        return [m * k, k * n, m * n]
+    if name == "pack_signs":
+        r, k, w = sizes
+        return [r * k, r * w]
+    r, n, w = sizes
+    return [r * n, n, n, r * w]
+
+
+class EmulatedBackend:
+    """A GPU backend for analysis.xnor.gpu that runs each launch on the CPU emulation of CUDA
+    (or only records it, exe=None), after checking what a real launch would refuse."""
+
+    name = "emulated"
+
+    def __init__(self, exe: Path | None) -> None:
+        self.exe, self.launches = exe, []
+
+    def launch(self, file: str, name: str, grid: tuple, block: tuple, args: tuple, device: int):
+        params, output = SIGNATURES[name]
+        assert name in xnor.kernel_source(file)
+        assert len(args) == len(params), f"{name} takes {len(params)} arguments, got {len(args)}"
+        grid3, block3 = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
+        # what cuLaunchKernel refuses: CUDA_ERROR_INVALID_VALUE
+        assert all(isinstance(g, int) and g >= 1 for g in grid3 + block3), (grid, block)
+        assert grid3[0] < 2**31 and max(grid3[1:]) <= 65535, f"grid {grid} over CUDA's limits"
+        assert block3[0] * block3[1] * block3[2] <= 1024 and block3[2] <= 64, block
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        sizes = [a for a in args if not isinstance(a, torch.Tensor)]
+        for arg, param in zip(args, params):
+            if param is int:
+                assert isinstance(arg, int) and -(2**31) <= arg < 2**31, f"{name}: int32 argument {arg!r}"
+            else:
+                assert isinstance(arg, torch.Tensor) and arg.dtype in param, f"{name}: {arg.dtype}"
+                assert arg.is_contiguous(), f"{name}: a non-contiguous tensor passed as a pointer"
+                # torch's __cuda_array_interface__ raises on these (RuntimeError)
+                assert not arg.requires_grad, f"{name}: a tensor that requires grad"
+        for t, count in zip(tensors, _elements(name, sizes)):
+            assert t.numel() == count, f"{name}: a pointer to {t.numel()} elements where {count} are used"
+        self.launches.append({"name": name, "grid": tuple(grid), "block": tuple(block),
+                              "args": args})
+        if self.exe is None:
+            return
+        if name.startswith("xnor_gemm"):
+            sizes = [*sizes, int(any(t.data_ptr() % 16 for t in tensors[:2]))]
+        env = {"EMU_GRID": ",".join(map(str, grid3)), "EMU_BLOCK": ",".join(map(str, block3))}
+        raw = emulate(self.exe, name, sizes, *(t.numpy() for t in tensors), env=env)
+        out = args[output]
+        out.view(-1).copy_(torch.frombuffer(bytearray(raw), dtype=out.dtype))
+
+
+@pytest.fixture
+def emulated_gpu(emulator: Path, monkeypatch: pytest.MonkeyPatch) -> EmulatedBackend:
+    backend = EmulatedBackend(emulator)
+    monkeypatch.setattr(gpu, "gpu_backend", lambda name=None: backend)
+    return backend
+
+
+@pytest.fixture
+def recorded_gpu(monkeypatch: pytest.MonkeyPatch) -> EmulatedBackend:
+    backend = EmulatedBackend(None)
+    monkeypatch.setattr(gpu, "gpu_backend", lambda name=None: backend)
+    return backend
+
+
+@pytest.mark.parametrize("kernel", ["popc", "tc"])
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (130, 3, 600), (7, 129, 577)])
+def test_emulated_launcher_xnor_matmul(emulated_gpu: EmulatedBackend, kernel: str, m: int, n: int,
+                                       k: int) -> None:
+    rng = np.random.default_rng(m + n + k)
+    a, b = random_pm1(rng, m, k), random_pm1(rng, n, k)
+    pa, pb = xnor.pack_bits(torch.from_numpy(a)), xnor.pack_bits(torch.from_numpy(b))
+    out = torch.full((m, n), POISON, dtype=torch.int32)
+    got = gpu.cuda_xnor_matmul(pa, pb, k, out, kernel)
+    assert got.data_ptr() == out.data_ptr()
+    assert torch.equal(got, torch.from_numpy((a @ b.T).astype(np.int32)))
+    assert [launch["name"] for launch in emulated_gpu.launches] == [xnor.GPU_KERNELS[kernel]]
+
+
+def test_emulated_launcher_pack_threshold_baseline(emulated_gpu: EmulatedBackend) -> None:
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(3, 4, 130, generator=g)
+    x[0, 0, :3] = torch.tensor([0.0, -0.0, -1e-40])
+    assert torch.equal(gpu.cuda_pack_bits(x), xnor.pack_bits(x))
+    y = torch.randint(-60, 60, (9, 70), generator=g, dtype=torch.int32)
+    s = torch.where(torch.randn(70, generator=g) >= 0, 1, -1).to(torch.int32)
+    t = torch.randint(-9, 9, (70,), generator=g, dtype=torch.int32)
+    assert torch.equal(gpu.cuda_threshold_pack(y, s, t), xnor.threshold_pack(y, s, t))
+    a = torch.where(torch.randn(20, 33, generator=g) >= 0, 1.0, -1.0)
+    b = torch.where(torch.randn(33, 17, generator=g) >= 0, 1.0, -1.0)
+    out = torch.full((20, 17), float("nan"))
+    assert torch.equal(gpu.cuda_baseline_matmul(a, b, out), a @ b) and not out.isnan().any()
+    assert [launch["name"] for launch in emulated_gpu.launches] == ["pack_signs", "threshold_pack",
+                                                                    "baseline_gemm"]
+
+
+def test_emulated_packed_inference_equals_torch(emulated_gpu: EmulatedBackend,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole packed network through the launchers, as PackedBinaryMLP runs it on a GPU."""
+    import analysis.xnor.packed as packed_module
+    from analysis import models
+
+    torch.manual_seed(0)
+    model = models.build("bnn-mlp", width=70, depth=2).eval()
+    with torch.no_grad():  # batch-norms with statistics far from the identity, γ < 0 included
+        for bn in (m for m in model if isinstance(m, torch.nn.BatchNorm1d)):
+            bn.weight.normal_()
+            bn.bias.normal_()
+            bn.running_mean.normal_(0, 8)
+            bn.running_var.uniform_(0.5, 50)
+    packed = xnor.export_packed(model)
+    x = torch.randn(21, 1, 28, 28, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        want = model(x)
+    monkeypatch.setattr(packed_module, "pack_bits", gpu.cuda_pack_bits)
+    monkeypatch.setattr(packed_module, "xnor_matmul",
+                        lambda a, b, k, kernel: gpu.cuda_xnor_matmul(a, b, k, None, kernel))
+    monkeypatch.setattr(packed_module, "threshold_pack", gpu.cuda_threshold_pack)
+    monkeypatch.setattr(packed_module, "baseline_matmul", gpu.cuda_baseline_matmul)
+    for kernel in ("popc", "tc", "baseline"):
+        assert torch.equal(packed.scores(x, kernel), want), kernel
+    names = [launch["name"] for launch in emulated_gpu.launches]
+    assert names == ["pack_signs", "xnor_gemm", "threshold_pack", "xnor_gemm",
+                     "pack_signs", "xnor_gemm_tc", "threshold_pack", "xnor_gemm_tc",
+                     "baseline_gemm", "baseline_gemm"]
+
+
+def test_launchers_skip_empty_operands(recorded_gpu: EmulatedBackend) -> None:
+    """0 rows or columns: empty results and no launch (a grid of 0 blocks is a CUDA error,
+    which the old launchers asked for)."""
+    a, b = torch.zeros(0, 2, dtype=torch.int64), torch.zeros(5, 2, dtype=torch.int64)
+    assert gpu.cuda_xnor_matmul(a, b, 100).shape == (0, 5)
+    assert gpu.cuda_xnor_matmul(b, a, 100).shape == (5, 0)
+    assert gpu.cuda_pack_bits(torch.zeros(2, 0, 70)).shape == (2, 0, 2)
+    y = torch.zeros(0, 70, dtype=torch.int32)
+    ones = torch.ones(70, dtype=torch.int32)
+    assert gpu.cuda_threshold_pack(y, ones, ones).shape == (0, 2)
+    assert gpu.cuda_baseline_matmul(torch.zeros(0, 3), torch.zeros(3, 4)).shape == (0, 4)
+    assert recorded_gpu.launches == []
+
+
+def test_launchers_take_tensors_that_require_grad(emulated_gpu: EmulatedBackend) -> None:
+    """pack_bits(layer.weight) on a GPU: torch's __cuda_array_interface__ refuses a tensor that
+    requires grad (RuntimeError), so the launchers must pass detached tensors."""
+    w = torch.nn.Parameter(torch.randn(6, 70, generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(gpu.cuda_pack_bits(w), xnor.pack_bits(w))
+    x = w.detach().sign().requires_grad_()
+    assert torch.equal(gpu.cuda_baseline_matmul(x, x.detach().T), x.detach() @ x.detach().T)
+
+
+def test_launcher_packs_other_dtypes_by_their_own_sign(emulated_gpu: EmulatedBackend) -> None:
+    """float64 values below float32's range kept their sign on the CPU but packed as +1 on the
+    GPU (−1e−300 became −0.0 in float32, and −0.0 ≥ 0); bool and complex, refused on the CPU,
+    packed silently."""
+    x = torch.tensor([[-1e-300, 1e-300, -0.0, 0.0, -3.0, 5e30, -1e-40]], dtype=torch.float64)
+    assert xnor.unpack_bits(gpu.cuda_pack_bits(x), 7).tolist() == [[-1, 1, 1, 1, -1, 1, -1]]
+    assert torch.equal(gpu.cuda_pack_bits(x), xnor.pack_bits(x))
+    i = torch.tensor([[-(2**62), 0, 7, -1]])
+    assert torch.equal(gpu.cuda_pack_bits(i), xnor.pack_bits(i))
+    for bad in (torch.tensor([[True, False]]), torch.tensor([[1 + 1j, -1j]])):
+        with pytest.raises(ValueError, match="real-valued"):
+            gpu.cuda_pack_bits(bad)
+
+
+def test_launchers_split_rows_past_the_grid_limit(recorded_gpu: EmulatedBackend) -> None:
+    """More than 65535 row blocks: the old launcher raised 'split the rows'; now one launch per
+    65535 blocks, each on its slice of rows."""
+    bm = xnor.kernel_defines("xnor_gemm")["XNOR_BM"]
+    m = 65535 * bm + 1
+    a, b = torch.zeros(m, 1, dtype=torch.int64), torch.zeros(3, 1, dtype=torch.int64)
+    out = gpu.cuda_xnor_matmul(a, b, 64)
+    first, second = recorded_gpu.launches
+    assert first["grid"] == (1, 65535) and second["grid"] == (1, 1)
+    assert first["args"][0].data_ptr() == a.data_ptr() and first["args"][3] == m - 1
+    assert second["args"][0].data_ptr() == a[m - 1 :].data_ptr() and second["args"][3] == 1
+    assert second["args"][2].data_ptr() == out[m - 1 :].data_ptr()
+
+
+@pytest.mark.parametrize("kernel", ["popc", "tc"])
+def test_emulated_split_launches_equal_reference(emulated_gpu: EmulatedBackend,
+                                                 monkeypatch: pytest.MonkeyPatch, kernel: str) -> None:
+    """The same split at a limit of 1 block in y: every slice lands where it belongs."""
+    monkeypatch.setattr(gpu, "_GRID_Y_MAX", 1)
+    rng = np.random.default_rng(3)
+    a, b = random_pm1(rng, 300, 100), random_pm1(rng, 40, 100)
+    pa, pb = xnor.pack_bits(torch.from_numpy(a)), xnor.pack_bits(torch.from_numpy(b))
+    got = gpu.cuda_xnor_matmul(pa, pb, 100, torch.full((300, 40), POISON, dtype=torch.int32), kernel)
+    assert torch.equal(got, torch.from_numpy((a @ b.T).astype(np.int32)))
+    assert len(emulated_gpu.launches) == 3
+    fa, fb = torch.from_numpy(a[:40]), torch.from_numpy(b.T.copy())
+    assert torch.equal(gpu.cuda_baseline_matmul(fa, fb, torch.full((40, 40), float("nan"))), fa @ fb)
+    assert len(emulated_gpu.launches) == 3 + 3  # 16 rows a block: 40 rows in three launches
+
+
+def test_launchers_check_out(recorded_gpu: EmulatedBackend) -> None:
+    """A wrong `out` is a ValueError; baseline_matmul wrote into any out it was given."""
+    a, b = torch.zeros(4, 2, dtype=torch.int64), torch.zeros(3, 2, dtype=torch.int64)
+    for out, what in [(torch.empty(4, 4, dtype=torch.int32), r"\(4, 4\)"),
+                      (torch.empty(4, 3, dtype=torch.int64), "int64"),
+                      (torch.empty(3, 4, dtype=torch.int32).T, "non-contiguous"),
+                      (torch.empty(4, 3, dtype=torch.int32, device="meta"), "meta")]:
+        with pytest.raises(ValueError, match=what):
+            gpu.cuda_xnor_matmul(a, b, 100, out)
+    x, y = torch.ones(4, 5), torch.ones(5, 3)
+    with pytest.raises(ValueError, match=r"contiguous \(4, 3\) torch.float32"):
+        xnor.baseline_matmul(x, y, out=torch.empty(4, 4))
+    with pytest.raises(ValueError, match="meta"):
+        xnor.baseline_matmul(x, y.to("meta"))
+    assert recorded_gpu.launches == []
 
 
 # ------------------------------------------------------------------ on a GPU

@@ -179,10 +179,30 @@ def _fallback_warning() -> None:
     warnings.warn(f"{gpu_status()}; using the CPU reference", RuntimeWarning, stacklevel=3)
 
 
+_GRID_Y_MAX = 65535  # CUDA's limit on gridDim.y: taller products are split into several launches
+
+
 def _launch(file: str, name: str, grid: tuple, block: tuple, args: tuple, device: torch.device):
-    if len(grid) > 1 and grid[1] > 65535:
-        raise ValueError(f"{name}: grid {grid} exceeds 65535 blocks in y; split the rows")
+    if min(grid) < 1 or (len(grid) > 1 and grid[1] > _GRID_Y_MAX):
+        raise ValueError(f"{name}: grid {grid} is outside CUDA's 1..65535 blocks in y")  # a launcher bug
+    # __cuda_array_interface__ refuses tensors that require grad; the kernels take no gradients
+    args = tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
     gpu_backend().launch(file, name, grid, block, args, device.index or 0)
+
+
+def _row_chunks(rows: int, rows_per_block: int) -> list[tuple[int, int]]:
+    """(start, count) of the row ranges that one launch each covers, ≤ _GRID_Y_MAX blocks in y."""
+    step = _GRID_Y_MAX * rows_per_block
+    return [(i, min(step, rows - i)) for i in range(0, rows, step)]
+
+
+def _check_out(out: Tensor, shape: tuple[int, int], dtype: torch.dtype, device: torch.device) -> None:
+    if out.shape != shape or out.dtype != dtype or out.device != device or not out.is_contiguous():
+        raise ValueError(
+            f"out must be a contiguous {shape} {dtype} tensor on {device}, got a "
+            f"{'' if out.is_contiguous() else 'non-contiguous '}{tuple(out.shape)} {out.dtype} "
+            f"tensor on {out.device}"
+        )
 
 
 def _words(t: Tensor, name: str) -> Tensor:
@@ -192,19 +212,29 @@ def _words(t: Tensor, name: str) -> Tensor:
 
 
 def cuda_pack_bits(x: Tensor) -> Tensor:
-    """pack_bits on the device: kernels/pack.cu `pack_signs`, one warp per word."""
+    """pack_bits on the device: kernels/pack.cu `pack_signs`, one warp per word.
+
+    As on the CPU, bool and complex tensors are refused; NaN packs as 0 (not checked here:
+    that would cost a synchronization).
+    """
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"pack_bits needs a tensor with a non-empty last axis, got {tuple(x.shape)}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"pack_bits needs a real-valued tensor, got dtype {x.dtype}")
     if not gpu_available():
         _fallback_warning()
         return pack_bits(x.cpu()).to(x.device)
-    if x.ndim == 0 or x.shape[-1] == 0:
-        raise ValueError(f"pack_bits needs a tensor with a non-empty last axis, got {tuple(x.shape)}")
     k = x.shape[-1]
-    rows = x.reshape(-1, k).to(torch.float32).contiguous()
+    rows = x.detach().reshape(-1, k)
+    if rows.dtype != torch.float32:  # the sign in x's own type: float64 −1e−300 is −0.0 in float32
+        rows = torch.where(rows >= 0, 1.0, -1.0)
+    rows = rows.contiguous()
     w = n_words(k)
     out = torch.empty(rows.shape[0], w, dtype=torch.int64, device=x.device)
-    threads = kernel_defines("pack")["PACK_THREADS"]
-    grid = (_cdiv(rows.shape[0] * w, threads // 32), 1)  # one warp per word
-    _launch("pack", "pack_signs", grid, (threads, 1, 1), (rows, out, rows.shape[0], k, w), x.device)
+    if rows.shape[0]:
+        threads = kernel_defines("pack")["PACK_THREADS"]
+        grid = (_cdiv(rows.shape[0] * w, threads // 32), 1)  # one warp per word
+        _launch("pack", "pack_signs", grid, (threads, 1, 1), (rows, out, rows.shape[0], k, w), x.device)
     return out.reshape(*x.shape[:-1], w)
 
 
@@ -237,17 +267,19 @@ def cuda_xnor_matmul(a: Tensor, b: Tensor, k: int, out: Tensor | None = None,
     a, b = _words(a, "a_packed"), _words(b, "b_packed")
     m, n, w = check_operands(tuple(a.shape), tuple(b.shape), k)
     name = GPU_KERNELS[gpu_kernel(kernel, a.device)]
+    if out is not None:
+        _check_out(out, (m, n), torch.int32, a.device)
     if not gpu_available():
         _fallback_warning()
         result = xnor_matmul(a.cpu(), b.cpu(), k).to(a.device)
         return result if out is None else out.copy_(result)
     if out is None:
         out = torch.empty(m, n, dtype=torch.int32, device=a.device)
-    elif out.shape != (m, n) or out.dtype != torch.int32 or not out.is_contiguous():
-        raise ValueError(f"out must be a contiguous ({m}, {n}) int32 tensor, got {tuple(out.shape)}")
     d = kernel_defines("xnor_gemm")
-    grid = (_cdiv(n, d["XNOR_BN"]), _cdiv(m, d["XNOR_BM"]))
-    _launch("xnor_gemm", name, grid, (d["XNOR_THREADS"], 1, 1), (a, b, out, m, n, w, k), a.device)
+    for i, rows in _row_chunks(m, d["XNOR_BM"]) if n else []:
+        grid = (_cdiv(n, d["XNOR_BN"]), _cdiv(rows, d["XNOR_BM"]))
+        _launch("xnor_gemm", name, grid, (d["XNOR_THREADS"], 1, 1),
+                (a[i : i + rows], b, out[i : i + rows], rows, n, w, k), a.device)
     return out
 
 
@@ -255,15 +287,26 @@ def baseline_matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     """The paper's unoptimized GEMM, C = A·B with A (M, K), B (K, N) float32.
 
     On CUDA tensors kernels/baseline_gemm.cu (one thread per output); on CPU tensors
-    torch.matmul, the same product.
+    torch.matmul, the same product. `out`, if given, is a contiguous (M, N) float32 tensor
+    on a's device that receives C.
     """
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"baseline_matmul needs (M, K) and (K, N), got {tuple(a.shape)}, {tuple(b.shape)}")
-    if not a.is_cuda or not gpu_available():
-        if a.is_cuda:
-            _fallback_warning()
-        result = a.float().cpu() @ b.float().cpu()
-        result = result.to(a.device)
+    if b.device != a.device:
+        raise ValueError(f"a is on {a.device} but b on {b.device}: move one")
+    if out is not None:
+        _check_out(out, (a.shape[0], b.shape[1]), torch.float32, a.device)
+    if a.is_cuda:
+        return cuda_baseline_matmul(a, b, out)
+    result = a.float() @ b.float()
+    return result if out is None else out.copy_(result)
+
+
+def cuda_baseline_matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """kernels/baseline_gemm.cu on CUDA tensors (operands checked by `baseline_matmul`)."""
+    if not gpu_available():
+        _fallback_warning()
+        result = (a.float().cpu() @ b.float().cpu()).to(a.device)
         return result if out is None else out.copy_(result)
     a, b = a.float().contiguous(), b.float().contiguous()
     m, k = a.shape
@@ -271,9 +314,10 @@ def baseline_matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     if out is None:
         out = torch.empty(m, n, dtype=torch.float32, device=a.device)
     d = kernel_defines("baseline_gemm")
-    grid = (_cdiv(n, d["BASELINE_BX"]), _cdiv(m, d["BASELINE_BY"]))
-    _launch("baseline_gemm", "baseline_gemm", grid, (d["BASELINE_BX"], d["BASELINE_BY"], 1),
-            (a, b, out, m, n, k), a.device)
+    for i, rows in _row_chunks(m, d["BASELINE_BY"]) if n else []:
+        grid = (_cdiv(n, d["BASELINE_BX"]), _cdiv(rows, d["BASELINE_BY"]))
+        _launch("baseline_gemm", "baseline_gemm", grid, (d["BASELINE_BX"], d["BASELINE_BY"], 1),
+                (a[i : i + rows], b, out[i : i + rows], rows, n, k), a.device)
     return out
 
 
@@ -286,17 +330,24 @@ def threshold_pack(y: Tensor, s: Tensor, t: Tensor) -> Tensor:
     if y.ndim != 2 or s.shape != (y.shape[1],) or t.shape != (y.shape[1],):
         raise ValueError(f"threshold_pack needs y (R, N), s (N,), t (N,); got {tuple(y.shape)}, "
                          f"{tuple(s.shape)}, {tuple(t.shape)}")
-    if not y.is_cuda or not gpu_available():
-        if y.is_cuda:
-            _fallback_warning()
-        bits = (s.cpu().long() * y.cpu().long()) >= t.cpu().long()
-        return pack_bits(bits.float() * 2 - 1).to(y.device)
+    if y.is_cuda:
+        return cuda_threshold_pack(y, s, t)
+    bits = (s.long() * y.long()) >= t.long()
+    return pack_bits(bits.float() * 2 - 1)
+
+
+def cuda_threshold_pack(y: Tensor, s: Tensor, t: Tensor) -> Tensor:
+    """kernels/pack.cu `threshold_pack` on CUDA tensors (shapes checked by `threshold_pack`)."""
+    if not gpu_available():
+        _fallback_warning()
+        return threshold_pack(y.cpu(), s.cpu(), t.cpu()).to(y.device)
     y = y.to(torch.int32).contiguous()
     s, t = s.to(y.device, torch.int32).contiguous(), t.to(y.device, torch.int32).contiguous()
     r, n = y.shape
     w = n_words(n)
     out = torch.empty(r, w, dtype=torch.int64, device=y.device)
-    threads = kernel_defines("pack")["PACK_THREADS"]
-    _launch("pack", "threshold_pack", (_cdiv(r * w, threads // 32), 1), (threads, 1, 1),
-            (y, s, t, out, r, n, w), y.device)
+    if r:
+        threads = kernel_defines("pack")["PACK_THREADS"]
+        _launch("pack", "threshold_pack", (_cdiv(r * w, threads // 32), 1), (threads, 1, 1),
+                (y, s, t, out, r, n, w), y.device)
     return out

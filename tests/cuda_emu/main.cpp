@@ -16,6 +16,18 @@ template <class T> std::vector<T> read(size_t n) {
 }
 template <class T> void write(const std::vector<T>& v, size_t n) { fwrite(v.data(), sizeof(T), n, stdout); }
 static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
+// EMU_GRID / EMU_BLOCK ("x,y,z"), when set, replace the geometry below: the launch exactly as
+// a launcher (analysis.xnor.gpu) chose it, so that tests check the launcher's geometry too.
+static dim3 geometry(const char* name, dim3 fallback) {
+    const char* v = getenv(name);
+    if (!v) return fallback;
+    unsigned x = 1, y = 1, z = 1;
+    if (sscanf(v, "%u,%u,%u", &x, &y, &z) < 1) { fprintf(stderr, "bad %s=%s\n", name, v); exit(2); }
+    return dim3(x, y, z);
+}
+template <class Kernel, class... Args> void launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
+    emu_launch(geometry("EMU_GRID", grid), geometry("EMU_BLOCK", block), kernel, args...);
+}
 
 int main(int argc, char** argv) {
     std::string k = argv[1];
@@ -30,7 +42,7 @@ int main(int argc, char** argv) {
             std::memmove(A.data() + 1, A.data(), (size_t)M * W * 8);
             std::memmove(B.data() + 1, B.data(), (size_t)N * W * 8);
         }
-        emu_launch(dim3(cdiv(N, XNOR_BN), cdiv(M, XNOR_BM)), dim3(XNOR_THREADS), k == "xnor_gemm" ? xnor_gemm : xnor_gemm_tc,
+        launch(dim3(cdiv(N, XNOR_BN), cdiv(M, XNOR_BM)), dim3(XNOR_THREADS), k == "xnor_gemm" ? xnor_gemm : xnor_gemm_tc,
                    (const unsigned long long*)A.data() + off, (const unsigned long long*)B.data() + off,
                    C.data(), M, N, W, K);
         write(C, (size_t)M * N);
@@ -39,14 +51,14 @@ int main(int argc, char** argv) {
         auto A = read<float>((size_t)M * K);
         auto B = read<float>((size_t)K * N);
         auto C = read<float>((size_t)M * N);
-        emu_launch(dim3(cdiv(N, BASELINE_BX), cdiv(M, BASELINE_BY)), dim3(BASELINE_BX, BASELINE_BY),
+        launch(dim3(cdiv(N, BASELINE_BX), cdiv(M, BASELINE_BY)), dim3(BASELINE_BX, BASELINE_BY),
                    baseline_gemm, (const float*)A.data(), (const float*)B.data(), C.data(), M, N, K);
         write(C, (size_t)M * N);
     } else if (k == "pack_signs") {  // R K W; X (R x K) float32; P (R x W) u64
         int R = atoi(argv[2]), K = atoi(argv[3]), W = atoi(argv[4]);
         auto X = read<float>((size_t)R * K);
         auto P = read<unsigned long long>((size_t)R * W);
-        emu_launch(dim3(cdiv((long long)R * W, PACK_THREADS / 32)), dim3(PACK_THREADS), pack_signs,
+        launch(dim3(cdiv((long long)R * W, PACK_THREADS / 32)), dim3(PACK_THREADS), pack_signs,
                    (const float*)X.data(), P.data(), R, K, W);
         write(P, (size_t)R * W);
     } else if (k == "threshold_pack") {  // R N W; Y (R x N) S (N) T (N) int32; P (R x W) u64
@@ -55,7 +67,7 @@ int main(int argc, char** argv) {
         auto S = read<int>(N);
         auto T = read<int>(N);
         auto P = read<unsigned long long>((size_t)R * W);
-        emu_launch(dim3(cdiv((long long)R * W, PACK_THREADS / 32)), dim3(PACK_THREADS), threshold_pack,
+        launch(dim3(cdiv((long long)R * W, PACK_THREADS / 32)), dim3(PACK_THREADS), threshold_pack,
                    (const int*)Y.data(), (const int*)S.data(), (const int*)T.data(), P.data(), R, N, W);
         write(P, (size_t)R * W);
     } else {
