@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -424,6 +425,146 @@ def test_launchers_check_out(recorded_gpu: EmulatedBackend) -> None:
     with pytest.raises(ValueError, match="meta"):
         xnor.baseline_matmul(x, y.to("meta"))
     assert recorded_gpu.launches == []
+
+
+# ------------------------------------------------------------------ the backends, with stand-in modules
+
+
+def test_a_backend_that_fails_to_start_is_tried_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without PyCUDA every launch retried `import pycuda` (a search through sys.path, as Python
+    does not cache failed imports) before taking CuPy: time added to every timed kernel call."""
+    tries = {"pycuda": 0, "cupy": 0}
+
+    class Broken:
+        def __init__(self) -> None:
+            tries["pycuda"] += 1
+            raise ImportError("No module named 'pycuda'")
+
+    class Working:
+        name = "cupy"
+
+        def __init__(self) -> None:
+            tries["cupy"] += 1
+
+    monkeypatch.setattr(gpu, "_BACKENDS", {"pycuda": Broken, "cupy": Working})
+    monkeypatch.setattr(gpu, "_backend_cache", {})
+    monkeypatch.setattr(gpu, "_reasons", {})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("BITS_AND_BIAS_GPU_BACKEND", raising=False)
+    backends = [gpu.gpu_backend() for _ in range(5)]
+    assert all(isinstance(b, Working) for b in backends) and len(set(map(id, backends))) == 1
+    assert gpu.gpu_backend("pycuda") is None
+    assert tries == {"pycuda": 1, "cupy": 1}
+    monkeypatch.setattr(gpu, "_backend_cache", {})
+    monkeypatch.setattr(gpu, "_reasons", {})
+    monkeypatch.setenv("BITS_AND_BIAS_GPU_BACKEND", "pycuda")
+    status = gpu.gpu_status()  # says why, for both: one failed, the other was not asked for
+    assert "pycuda unavailable (ImportError: No module named 'pycuda')" in status
+    assert "cupy not tried (BITS_AND_BIAS_GPU_BACKEND=pycuda)" in status
+
+
+class _FakeCudaTensor(torch.Tensor):
+    """A CPU tensor that shows a __cuda_array_interface__, as a CUDA tensor does."""
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        return {"data": (self.data_ptr(), False)}
+
+
+def test_pycuda_launch_orders_torch_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyCUDA launches on the legacy default stream. On another torch stream the old launcher
+    synchronized the host and launched, but left the stream's next work unordered after the
+    kernel (a race on `out`); now both orders are set on the device."""
+    events: list[str] = []
+
+    class Stream:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Stream) and other.name == self.name
+
+        def wait_stream(self, other: Stream) -> None:
+            events.append(f"{self.name} waits for {other.name}")
+
+        def synchronize(self) -> None:
+            events.append(f"host waits for {self.name}")
+
+    class Context:
+        def push(self) -> None:
+            events.append("push")
+
+        @staticmethod
+        def pop() -> None:
+            events.append("pop")
+
+    driver = types.SimpleNamespace(Context=Context, Device=lambda d: types.SimpleNamespace(
+        retain_primary_context=Context))
+    backend = object.__new__(gpu._PyCuda)  # no pycuda here: its driver module is the stand-in
+    backend._drv, backend._contexts = driver, {}
+    x = torch.zeros(4).as_subclass(_FakeCudaTensor)
+
+    def kernel(*args, block: tuple, grid: tuple) -> None:
+        assert [type(a) for a in args] == [np.uintp, np.int32] and args[0] == x.data_ptr()
+        events.append(f"kernel {grid} {block}")
+
+    backend.function = lambda file, name, device: kernel
+    side, legacy = Stream("side"), Stream("default")
+    monkeypatch.setattr(torch.cuda, "default_stream", lambda device=None: legacy)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: side)
+    backend.launch("pack", "pack_signs", (3, 1), (256, 1, 1), (x, 7), 0)
+    assert events == ["default waits for side", "push", "kernel (3, 1) (256, 1, 1)", "pop",
+                      "side waits for default"]
+    events.clear()
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: legacy)
+    backend.launch("pack", "pack_signs", (3, 1), (256, 1, 1), (x, 7), 0)
+    assert events == ["push", "kernel (3, 1) (256, 1, 1)", "pop"]
+
+
+def test_cupy_compiles_and_launches_for_the_tensors_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RawModule compiles on first get_function, which ran outside `with Device(device)`: for
+    the current device (0), not the tensors'. The launch runs on torch's current stream."""
+    current, log = [0], []
+
+    class Device:
+        def __init__(self, device: int) -> None:
+            self.device = device
+
+        def __enter__(self) -> None:
+            self.previous, current[0] = current[0], self.device
+
+        def __exit__(self, *error) -> None:
+            current[0] = self.previous
+
+    class ExternalStream:
+        def __init__(self, ptr: int) -> None:
+            self.ptr = ptr
+
+        def __enter__(self) -> None:
+            log.append(("stream", self.ptr))
+
+        def __exit__(self, *error) -> None:
+            log.append(("stream done", self.ptr))
+
+    class RawModule:  # like CuPy's: the code compiles when a function is first asked for
+        def __init__(self, code: str, options: tuple) -> None:
+            assert "pack_signs" in code and options == ("-std=c++14",)
+
+        def get_function(self, name: str):
+            log.append(("compile", name, current[0]))
+            return lambda grid, block, args: log.append(("kernel", grid, block, args, current[0]))
+
+    cupy = types.SimpleNamespace(RawModule=RawModule, asarray=lambda t: ("array", t.data_ptr()),
+                                 cuda=types.SimpleNamespace(Device=Device, ExternalStream=ExternalStream))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(torch.cuda, "current_stream",
+                        lambda device=None: types.SimpleNamespace(cuda_stream=1234))
+    backend = gpu._CuPy()
+    x = torch.zeros(3)
+    backend.launch("pack", "pack_signs", (2, 1), (256, 1, 1), (x, 9), 1)
+    assert log == [("compile", "pack_signs", 1), ("stream", 1234),
+                   ("kernel", (2, 1), (256, 1, 1), (("array", x.data_ptr()), 9), 1),
+                   ("stream done", 1234)]
 
 
 # ------------------------------------------------------------------ on a GPU

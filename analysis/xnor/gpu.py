@@ -85,19 +85,24 @@ class _PyCuda:
 
     def launch(self, file: str, name: str, grid: tuple, block: tuple, args: tuple, device: int):
         fn = self.function(file, name, device)
-        stream = torch.cuda.current_stream(device)
-        if stream != torch.cuda.default_stream(device):
-            stream.synchronize()  # kernels go to the legacy default stream, ordered after it
         converted = [
             np.uintp(a.__cuda_array_interface__["data"][0]) if isinstance(a, Tensor) else np.int32(a)
             for a in args
         ]
+        # The kernel goes to the legacy default stream (torch's default stream). On another
+        # torch stream, order it after the work queued there, and that stream's next work
+        # after it: both on the device, no host synchronization.
+        stream, legacy = torch.cuda.current_stream(device), torch.cuda.default_stream(device)
+        if stream != legacy:
+            legacy.wait_stream(stream)
         ctx = self._context(device)
         ctx.push()
         try:
             fn(*converted, block=block, grid=grid)
         finally:
             self._drv.Context.pop()
+        if stream != legacy:
+            stream.wait_stream(legacy)
 
 
 class _CuPy:
@@ -117,7 +122,8 @@ class _CuPy:
 
     @functools.cache  # noqa: B019
     def function(self, file: str, name: str, device: int):
-        return self.module(file, device).get_function(name)
+        with self._cupy.cuda.Device(device):  # RawModule compiles here, on first use: for `device`
+            return self.module(file, device).get_function(name)
 
     def launch(self, file: str, name: str, grid: tuple, block: tuple, args: tuple, device: int):
         fn = self.function(file, name, device)
@@ -129,7 +135,7 @@ class _CuPy:
 
 
 _BACKENDS = {"pycuda": _PyCuda, "cupy": _CuPy}
-_backend_cache: dict[str, object] = {}
+_backend_cache: dict[str, object | None] = {}  # None: it failed to start, and is not tried again
 _reasons: dict[str, str] = {}
 
 
@@ -147,12 +153,15 @@ def gpu_backend(name: str | None = None) -> _PyCuda | _CuPy | None:
         return None
     for candidate in [name] if name else list(_BACKENDS):
         if candidate not in _backend_cache:
+            # once per process: a failed import is not cached by Python, and retrying it on every
+            # launch would cost each kernel call the time of a search through sys.path
             try:
                 _backend_cache[candidate] = _BACKENDS[candidate]()
             except Exception as error:  # ImportError, or a driver error while starting
+                _backend_cache[candidate] = None
                 _reasons[candidate] = f"{candidate} unavailable ({type(error).__name__}: {error})"
-                continue
-        return _backend_cache[candidate]
+        if _backend_cache[candidate] is not None:
+            return _backend_cache[candidate]
     return None
 
 
@@ -163,7 +172,9 @@ def gpu_status() -> str:
         return f"{torch.cuda.get_device_name()} via {backend.name}"
     if "gpu" in _reasons:
         return _reasons["gpu"]
-    missing = "; ".join(_reasons.get(n, n) for n in _BACKENDS)
+    chosen = os.environ.get("BITS_AND_BIAS_GPU_BACKEND")
+    missing = "; ".join(_reasons.get(n, f"{n} not tried (BITS_AND_BIAS_GPU_BACKEND={chosen})")
+                        for n in _BACKENDS)
     return (
         f"no GPU backend: {missing}. Install PyCUDA with pip install 'bits-and-bias[gpu]' "
         "(see ../shared/gpu/README.md without network) or CuPy"
