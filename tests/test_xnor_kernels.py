@@ -567,6 +567,58 @@ def test_cupy_compiles_and_launches_for_the_tensors_device(monkeypatch: pytest.M
                    ("stream done", 1234)]
 
 
+# ------------------------------------------------------------------ benchmarks/run-on-gpu.sh, with stand-ins
+
+STUB_PYTHON = """#!/usr/bin/env bash
+echo "python3 $*" >> "$STUB_LOG"
+case "$*" in
+    *get_device_properties*) echo "h100 sm_90" ;;
+    *"-m analysis bench"*)
+        args=("$@")
+        for i in "${!args[@]}"; do [ "${args[$i]}" = --json ] && echo '{}' > "${args[$((i + 1))]}"; done
+        echo "bench $4 ran"; exit "${STUB_BENCH_RC:-0}" ;;
+    *"-m pytest"*) echo "gpu tests ran" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("bench_rc", [0, 1])
+def test_run_on_gpu_script_writes_everything_to_out(tmp_path: Path, bench_rc: int) -> None:
+    """The GPU session gets back only what lies under $OUT, and the last 12k characters of
+    output: the script must leave its whole log there, and fail (not time the CPU reference
+    into files named for the GPU) when the benchmarks find no GPU backend."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash not found")
+    repo = Path(__file__).resolve().parents[1]
+    work, stubs, out = tmp_path / "repo", tmp_path / "bin", tmp_path / "out"
+    (work / "benchmarks").mkdir(parents=True)
+    shutil.copy(repo / "benchmarks" / "run-on-gpu.sh", work / "benchmarks")
+    shutil.copytree(repo / "kernels", work / "kernels")
+    stubs.mkdir()
+    for name, text in [("python3", STUB_PYTHON),
+                       ("nvidia-smi", "#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 580.159.04'\n"),
+                       ("nvcc", "#!/bin/sh\necho 'ptxas info    : Used 32 registers' >&2\n")]:
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+    log = tmp_path / "calls.log"
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "OUT": str(out),
+           "STUB_LOG": str(log), "STUB_BENCH_RC": str(bench_rc)}
+    done = subprocess.run([bash, "benchmarks/run-on-gpu.sh"], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == bench_rc, done.stdout + done.stderr
+    calls = log.read_text().splitlines()
+    for bench in ("xnor", "bnn-inference"):
+        assert f"python3 -m analysis bench {bench} --device cuda --json {out}/{bench}-h100.json" in calls
+        assert (out / f"{bench}-h100.json").is_file()
+    saved = (out / "run-on-gpu.log").read_text()
+    assert saved == done.stdout
+    for line in ["NVIDIA H100 80GB HBM3", "xnor_gemm.cu: ptxas info    : Used 32 registers",
+                 "gpu tests ran", "bench xnor ran", "bench bnn-inference ran"]:
+        assert line in saved
+    assert saved.rstrip().endswith(f"== exit status {bench_rc}")
+
+
 # ------------------------------------------------------------------ on a GPU
 
 
