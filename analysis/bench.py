@@ -331,7 +331,8 @@ def bnn_inference(argv: list[str]) -> int:
           f"whole model {size['total_ratio']:.1f}x")
 
     xb = Xt.repeat(-(-batch // len(Xt)), 1, 1, 1)[:batch].to(device)
-    model_d, packed_d = model.to(device), packed.to(device)
+    model_d = model.to(device)
+    packed_d = bits.export_packed(model_d).to(device)  # thresholds folded by the device's batch-norm
     if cuda:
         with torch.no_grad():
             want_d = model_d(Xt.to(device)).argmax(1)

@@ -134,11 +134,17 @@ def _binary_layers(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
 
 @torch.no_grad()
 def export_packed(model: nn.Module) -> PackedBinaryMLP:
-    """Packed form of a trained bnn-mlp (see `PackedBinaryMLP`); the model is not changed."""
+    """Packed form of a trained bnn-mlp (see `PackedBinaryMLP`); the model is not changed.
+
+    The thresholds are folded by running the model's batch-norms where they are, so they
+    reproduce that device's float arithmetic bit for bit (a GPU's batch-norm may round a
+    value next to a threshold the other way than the CPU's): export a model on the device
+    its packed form will run on, `export_packed(model.cuda()).to("cuda")`.
+    """
     pairs = _binary_layers(model)
     layers = []
     for i, (lin, bn) in enumerate(pairs):
-        bn_eval = copy.deepcopy(bn).cpu().eval()
+        bn_eval = copy.deepcopy(bn).eval()
         w = lin.kernel_quantizer(lin.weight.detach().cpu())
         k = w.shape[1]
         last = i == len(pairs) - 1
