@@ -163,6 +163,21 @@ def _adaptive_repeat(fn: Callable[[], object], repeat: int, budget_s: float, cud
     return max(3, min(repeat, int(budget_s / max(one, 1e-9))))
 
 
+def _xnor_device(asked: str, cpu_run: str) -> str | None:
+    """"cuda" or "cpu" for --device `asked` (auto: cuda where the XNOR kernels can run), saying
+    what a CPU run (`cpu_run`) measures and skips; None, with the reason, when cuda cannot run."""
+    from analysis import xnor as bits
+
+    if asked == "cuda" or (asked == "auto" and bits.gpu_available()):
+        if bits.gpu_available():
+            return "cuda"
+        print(f"no GPU kernels: {bits.gpu_status()}")
+        return None
+    why = "--device cpu" if asked == "cpu" else bits.gpu_status()
+    print(f"CPU run ({why}): {cpu_run}")
+    return "cpu"
+
+
 def _pm1(m: int, k: int, generator: torch.Generator, device) -> torch.Tensor:
     return (torch.randint(0, 2, (m, k), generator=generator, dtype=torch.int8) * 2 - 1).float().to(device)
 
@@ -194,15 +209,11 @@ def xnor(argv: list[str]) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
 
-    cuda = a.device == "cuda" or (a.device == "auto" and bits.gpu_available())
-    if cuda and not bits.gpu_available():
-        print(f"no GPU kernels: {bits.gpu_status()}")
+    device = _xnor_device(a.device, "the numpy reference vs float32 torch.matmul; skipped: the "
+                                    "CUDA kernels (XNOR, baseline) and bf16")
+    if device is None:
         return 1
-    if not cuda:
-        why = "--device cpu" if a.device == "cpu" else bits.gpu_status()
-        print(f"CPU run ({why}): the numpy reference vs float32 torch.matmul; skipped: the "
-              "CUDA kernels (XNOR, baseline) and bf16")
-    device = "cuda" if cuda else "cpu"
+    cuda = device == "cuda"
     sizes = a.sizes if a.sizes is not None else ([1024, 2048, 4096, 8192] if cuda else [256, 512, 1024])
     batch = a.batch or (10000 if cuda else 1000)
     shapes = [("square", s, s, s) for s in sizes]
@@ -296,15 +307,11 @@ def bnn_inference(argv: list[str]) -> int:
     p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
 
-    cuda = a.device == "cuda" or (a.device == "auto" and bits.gpu_available())
-    if cuda and not bits.gpu_available():
-        print(f"no GPU kernels: {bits.gpu_status()}")
+    device = _xnor_device(a.device, "the packed model on the numpy reference vs the torch model; "
+                                    "skipped: the CUDA kernels (XNOR, baseline) and their exactness checks")
+    if device is None:
         return 1
-    if not cuda:
-        why = "--device cpu" if a.device == "cpu" else bits.gpu_status()
-        print(f"CPU run ({why}): the packed model on the numpy reference vs the torch model; "
-              "skipped: the CUDA kernels (XNOR, baseline) and their exactness checks")
-    device = "cuda" if cuda else "cpu"
+    cuda = device == "cuda"
     kernel = bits.gpu_kernel() if cuda else "cpu reference"  # what "xnor" runs
     batch = a.batch or (10000 if cuda else 1000)
     X, y = data.load("mnist5k", "train")
