@@ -215,6 +215,52 @@ def test_underparameterized_runs_keep_training_error():
     assert set(e.label) <= set(L.LABELS)
 
 
+@pytest.mark.parametrize("n, d0, width, exact_max", [(8, 1, 1, 600), (12, 2, 3, 600),
+                                                     (12, 2, 3, 0)])
+def test_spectra_needed_gives_the_same_classes_and_eigenvalues(n, d0, width, exact_max):
+    """spectra="needed" (the dashboard's) computes λ only where `classify` reads it: the same
+    labels, and those λ bit for bit (P = 2, 9: matrices at offsets that are not multiples of
+    64 bytes, where MKL's rounding depends on the offset; exact_max=0: Lanczos)."""
+    X, y = L.random_labels(n, d0, 1)
+    kw = dict(max_steps=1500, seed=3, hessian_max=exact_max)
+    every = L.train_many(X, y, width, 30, **kw)
+    needed = L.train_many(X, y, width, 30, spectra="needed", **kw)
+    asked = L.needs_curvature(every.error, every.loss, every.grad_norm, every.kink)
+    assert 0 < asked.sum() < 30  # some runs need their spectrum, some do not
+    assert needed.label == every.label
+    assert torch.equal(needed.lam_min[asked], every.lam_min[asked])
+    assert torch.equal(needed.lam_max[asked], every.lam_max[asked])
+    assert needed.lam_min[~asked].isnan().all() and needed.lam_max[~asked].isnan().all()
+    assert L.classify(every.error, every.loss, every.grad_norm, every.kink,
+                      needed.lam_min, needed.lam_max) == every.label
+
+
+def test_hessian_extremes_of_some_runs():
+    X, y, W, z = random_point(width=5)
+    only = torch.tensor([False, True])  # of the 2 runs
+    lo, hi = L.hessian_extremes(W, z, X, y)
+    lo_s, hi_s = L.hessian_extremes(W, z, X, y, only=only)
+    assert torch.equal(lo_s[only], lo[only]) and torch.equal(hi_s[only], hi[only])
+    assert lo_s[~only].isnan().all() and hi_s[~only].isnan().all()
+    none = L.hessian_extremes(W, z, X, y, only=torch.zeros(W.shape[0], dtype=torch.bool))
+    assert all(t.isnan().all() for t in none)
+
+
+@pytest.mark.parametrize("runs", [1, 3])
+def test_endpoints_are_ordinary_tensors(runs):
+    """The optimizer loop runs in torch.inference_mode; what it returns must not be
+    inference tensors (they refuse in-place updates and autograd outside that mode)."""
+    X, y = small_data()
+    e = L.train_many(X, y, 3, runs, max_steps=50, classify_endpoints=False)
+    for t in (e.W, e.z, e.steps):
+        assert not t.is_inference()
+    e.W.add_(0.0)
+    e.z.add_(0.0)
+    W = e.W.clone().requires_grad_()
+    L.forward(W, e.z, X)[1].sum().backward()
+    assert W.grad is not None
+
+
 def test_bad_inputs_raise_clear_errors():
     X, y = small_data()
     with pytest.raises(ValueError, match="width must be a positive integer"):
@@ -229,6 +275,8 @@ def test_bad_inputs_raise_clear_errors():
         L.train_many(X, y, 2, 2, activation="tanh")
     with pytest.raises(ValueError, match="loss must be one of"):
         L.train_many(X, y, 2, 2, loss="hinge")
+    with pytest.raises(ValueError, match="spectra must be one of all, needed"):
+        L.train_many(X, y, 2, 2, spectra="some")
     with pytest.raises(ValueError, match="init must be"):
         L.train_many(X, y, 2, 2, init=L.init_params(3, 4, 2))
     with pytest.raises(ValueError, match="data must be one of"):

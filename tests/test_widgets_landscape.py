@@ -32,6 +32,18 @@ def test_callback_relu_and_teacher_data():
     assert 0.0 <= numbers["mean_error"] < 0.5
 
 
+def test_callback_classes_equal_a_full_classification():
+    """The callback computes Hessian spectra only where they decide a class
+    (spectra="needed"): its numbers are those of train_many with every spectrum."""
+    WL._endpoints.cache_clear()
+    _, numbers = WL.minima_callback(n=8, d0=1, d1=1, runs=12, max_steps=1500)
+    X, y = L.make_data("random", 8, 1, 0)
+    e = L.train_many(X, y, 1, 12, max_steps=1500)
+    assert "suboptimal" in e.label  # a setting where spectra decide classes
+    assert {k: numbers[k] for k in L.LABELS} == e.fractions()
+    assert numbers["mean_error"] == float(e.error.mean())
+
+
 def test_callback_rejects_bad_controls():
     with pytest.raises(ValueError, match="width must be a positive integer"):
         WL.minima_callback(d1=0, **QUICK)

@@ -29,7 +29,8 @@ nets", NeurIPS 2018).
   θ = (vec W, z).
 - `analysis.landscape.endpoints`: where a training ends. `Endpoints`, kink margin, rank of
   the pattern's design matrix, Hessians (closed form, torch.func, Lanczos), the classes
-  `LABELS` and `classify`, the hand-built sub-optimal minimum `v_shape_example`.
+  `LABELS`, `classify` and `needs_curvature` (the runs whose class needs the Hessian), the
+  hand-built sub-optimal minimum `v_shape_example`.
 - `analysis.landscape.train`: `train_many`, R trainings as one batched computation, each
   endpoint classified.
 - `analysis.landscape.experiment`: loss slices (1-D, 2-D), the width sweep and its tables,
@@ -44,6 +45,7 @@ from analysis.landscape.endpoints import (
     hessian_reference,
     hessians,
     kink_margin,
+    needs_curvature,
     pattern_rank,
     v_shape_example,
 )
@@ -95,6 +97,7 @@ __all__ = [
     "kink_margin",
     "pattern_rank",
     "classify",
+    "needs_curvature",
     "interpolate_1d",
     "filter_normalized_direction",
     "slice_2d",

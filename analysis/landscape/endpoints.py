@@ -39,6 +39,7 @@ __all__ = [
     "kink_margin",
     "pattern_rank",
     "classify",
+    "needs_curvature",
     "v_shape_example",
 ]
 
@@ -222,20 +223,44 @@ def _lanczos_extremes(theta: Tensor, X: Tensor, y: Tensor, d0: int, width: int, 
 
 
 def hessian_extremes(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str = "leaky_relu",
-                     slope: float = 0.1, loss: str = "quadratic",
-                     exact_max: int = 600) -> tuple[Tensor, Tensor]:
+                     slope: float = 0.1, loss: str = "quadratic", exact_max: int = 600,
+                     only: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """λ_min and λ_max of ∇²L per run (R,), (R,): exact eigenvalues when P ≤ exact_max,
-    otherwise Lanczos (scipy eigsh on Hessian-vector products)."""
+    otherwise Lanczos (scipy eigsh on Hessian-vector products). only: a bool mask (R,) of
+    the runs to compute, NaN for the others (default: all runs)."""
     X, y = _check_data(X, y)
-    P = W.shape[1] * (W.shape[2] + 1)
+    R, P = W.shape[0], W.shape[1] * (W.shape[2] + 1)
+    only = torch.ones(R, dtype=torch.bool) if only is None else only
+    lam_min = torch.full((R,), math.nan, dtype=DTYPE)
+    lam_max = lam_min.clone()
+    if not only.any():
+        return lam_min, lam_max
     if P <= exact_max:
-        lam = torch.linalg.eigvalsh(hessians(W, z, X, y, activation, slope, loss))
-        return lam[:, 0], lam[:, -1]
+        H = hessians(W, z, X, y, activation, slope, loss)  # all R: a subset rounds differently
+        # eigvalsh, the costly part, from the first run asked for to the last only. MKL's
+        # rounding depends on where a matrix lies in memory (its offset r·P²·8 bytes, modulo
+        # 64), so the slice starts at a multiple of 8 runs: bit for bit eigvalsh(H)[only]
+        asked = torch.nonzero(only).flatten()
+        first, last = int(asked[0]) // 8 * 8, int(asked[-1]) + 1
+        lam = torch.linalg.eigvalsh(H[first:last])[only[first:last]]
+        lam_min[only], lam_max[only] = lam[:, 0], lam[:, -1]
+        return lam_min, lam_max
     s = _slope(activation, slope)
-    theta = flatten(W, z).to(DTYPE)
+    theta = flatten(W, z).to(DTYPE)[only]
     pairs = [_lanczos_extremes(t, X, y, W.shape[2], W.shape[1], s, loss) for t in theta]
     lam = torch.tensor(pairs, dtype=DTYPE).reshape(-1, 2)
-    return lam[:, 0], lam[:, 1]
+    lam_min[only], lam_max[only] = lam[:, 0], lam[:, 1]
+    return lam_min, lam_max
+
+
+def needs_curvature(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, *,
+                    grad_tol: float = 1e-6, loss_floor: float = 1e-10,
+                    kink_tol: float = 1e-6) -> Tensor:
+    """The runs (R,) bool whose class depends on λ_min, λ_max: critical points
+    (‖∇L‖ ≤ grad_tol) that are not global (nonzero training error, loss above loss_floor)
+    and not at a kink (margin ≥ kink_tol). `classify` reads λ of these runs only."""
+    decided = (error == 0) | (loss <= loss_floor) | (kink < kink_tol)
+    return ~decided & (grad_norm <= grad_tol)
 
 
 def classify(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, lam_min: Tensor,
@@ -250,6 +275,7 @@ def classify(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, lam_m
     sub-optimal differentiable local minimum;
     if ‖∇L‖ > grad_tol: kink if within stall_kink_tol of a kink (gradient descent stalls on
     the edge of a region, the gradient jumps there), else not converged.
+    λ_min, λ_max are read only for the runs of `needs_curvature` (elsewhere they may be NaN).
     """
     labels = []
     for e, L, g, k, lo, hi in zip(error.tolist(), loss.tolist(), grad_norm.tolist(),

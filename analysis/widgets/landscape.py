@@ -21,12 +21,20 @@ from analysis.widgets import Dashboard, check_start, dashboard
 __all__ = ["minima_callback", "minima_dashboard"]
 
 
+@functools.lru_cache(maxsize=16)
+def _data(data: str, n: int, d0: int, seed: int):
+    """The data set for one (data, N, d0), kept: moving d1 or the activation reuses it (for
+    mnist5k it is a principal-component projection, tens of ms to seconds on a busy CPU)."""
+    return _make_data(data, n, d0, seed)
+
+
 @functools.lru_cache(maxsize=64)
 def _endpoints(n: int, d0: int, d1: int, activation: str, data: str, runs: int, max_steps: int,
                seed: int):
     """The trained batch for one setting, kept: a slider moved back redraws at once."""
-    X, y = _make_data(data, n, d0, seed)
-    return train_many(X, y, d1, runs, activation=activation, max_steps=max_steps, seed=seed)
+    X, y = _data(data, n, d0, seed)
+    return train_many(X, y, d1, runs, activation=activation, max_steps=max_steps, seed=seed,
+                      spectra="needed")  # the classes only: Hessians where they decide one
 
 
 def minima_callback(n: int = 32, d0: int = 6, d1: int = 4, activation: str = "leaky_relu",
