@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from analysis.checks import check_choice
+
 SPLITS = ("train", "test")
 
 
@@ -273,9 +275,7 @@ def teacher_output(X: torch.Tensor, hidden: int = 4, activation: str = "relu",
 
     `teacher` labels are 1[f*(x) > 0]; use this for a regression target on the same inputs.
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}, "
-                         f"got {activation!r}")
+    check_choice("activation", activation, _ACTIVATIONS)
     x = np.asarray(X, dtype=np.float64)
     W, v = _teacher_weights(x.shape[1], hidden, seed)
     return torch.as_tensor(_ACTIVATIONS[activation](x @ W.T) @ v, dtype=torch.float32)

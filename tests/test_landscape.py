@@ -275,7 +275,7 @@ def test_bad_inputs_raise_clear_errors():
         L.train_many(X, y, 2, 2, activation="tanh")
     with pytest.raises(ValueError, match="loss must be one of"):
         L.train_many(X, y, 2, 2, loss="hinge")
-    with pytest.raises(ValueError, match="spectra must be one of all, needed"):
+    with pytest.raises(ValueError, match="spectra must be one of 'all', 'needed'"):
         L.train_many(X, y, 2, 2, spectra="some")
     with pytest.raises(ValueError, match="init must be"):
         L.train_many(X, y, 2, 2, init=L.init_params(3, 4, 2))

@@ -49,6 +49,11 @@ def test_callback_rejects_bad_controls():
         WL.minima_callback(d1=0, **QUICK)
     with pytest.raises(ValueError, match="data must be one of"):
         WL.minima_callback(data="cifar", **QUICK)
+    # starting values outside the dropdowns were a TraitError from ipywidgets
+    with pytest.raises(ValueError, match="activation must be one of 'leaky_relu', 'relu', got 'tanh'"):
+        WL.minima_dashboard(activation="tanh")
+    with pytest.raises(ValueError, match="data must be one of 'random'"):
+        WL.minima_dashboard(data="cifar")
 
 
 def test_callback_keeps_each_settings_batch():

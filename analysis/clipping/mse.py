@@ -32,6 +32,7 @@ import torch
 from scipy import optimize, special, stats
 from torch import Tensor
 
+from analysis.checks import check_choice
 from analysis.quant import check_bits, quantize_uniform
 
 __all__ = [
@@ -77,8 +78,7 @@ _MAX_CELLS = 1 << 22  # bins × α values evaluated at once by the exact MSE
 # --- checks ------------------------------------------------------------------------------
 
 def _check_prior(prior: str) -> str:
-    if prior not in PRIORS:
-        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    check_choice("prior", prior, PRIORS)
     return prior
 
 

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from analysis.checks import check_count
+from analysis.checks import check_choice, check_count
 
 __all__ = [
     "ACTIVATIONS",
@@ -64,6 +64,7 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
     """
     from analysis import data
 
+    check_choice("data", name, DATASETS)
     check_count("n", n)
     check_count("d0", d0)
     if name == "random":
@@ -92,7 +93,7 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
             raise ValueError(f"d0={d0} is more than the {Vh.shape[0]} components of {n} digits")
         Z = Xc @ Vh[:d0].T
         return Z / Z.std(0), label
-    raise ValueError(f"data must be one of {', '.join(DATASETS)}, got {name!r}")
+    raise AssertionError(f"make_data has no branch for {name!r}, which DATASETS lists")
 
 
 def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -106,11 +107,6 @@ def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     if not torch.all((y == 1) | (y == -1)):
         raise ValueError("labels y must be ±1 (use analysis.data.to_pm1 on {0, 1} labels)")
     return X, y
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 # --------------------------------------------------------------------------- the network
@@ -134,7 +130,7 @@ def init_params(runs: int, d0: int, width: int, seed: int = 0) -> tuple[Tensor, 
 def _slope(activation: str, slope: float) -> float:
     """ρ of the activation: 0 for ReLU, `slope` for leaky ReLU, which needs 0 ≤ ρ < 1
     (ρ = 1 is linear, without kinks; ρ > 1 or ρ < 0 is not max(u, ρu))."""
-    _check_choice("activation", activation, ACTIVATIONS)
+    check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return 0.0
     if not 0 <= slope < 1:

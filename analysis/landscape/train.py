@@ -10,7 +10,7 @@ import math
 import torch
 from torch import Tensor
 
-from analysis.checks import check_count
+from analysis.checks import check_choice, check_count
 from analysis.landscape.endpoints import (
     Endpoints,
     classify,
@@ -23,7 +23,6 @@ from analysis.landscape.net import (
     DTYPE,
     LOSSES,
     OPTIMIZERS,
-    _check_choice,
     _check_data,
     _grads,
     _slope,
@@ -71,9 +70,9 @@ def train_many(X: Tensor, y: Tensor, width: int, runs: int, *, activation: str =
     check_count("runs", runs)
     check_count("max_steps", max_steps)
     check_count("window", window)
-    _check_choice("loss", loss, LOSSES)
-    _check_choice("optimizer", optimizer, OPTIMIZERS)
-    _check_choice("spectra", spectra, SPECTRA)
+    check_choice("loss", loss, LOSSES)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("spectra", spectra, SPECTRA)
     s = _slope(activation, slope)
     lr = float(lr if lr is not None else (0.01 if optimizer == "adam" else 0.5))
     if not lr > 0:

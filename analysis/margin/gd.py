@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from analysis.checks import check_count
+from analysis.checks import check_choice, check_count
 from analysis.margin.common import (
     LOSSES,
     OPTIMIZERS,
@@ -88,11 +88,6 @@ def _logsumexp(a: np.ndarray) -> float:
     return top + math.log(float(np.sum(np.exp(a - top))))
 
 
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-
-
 def smoothness(X, y, loss: str = "logistic", w0: np.ndarray | None = None,
                optimizer: str = "gd") -> float:
     """β, a bound on the Hessian of the mean loss L(w) = (1/n) Σ ℓ(z_nᵀw), z_n = y_n x_n.
@@ -101,8 +96,8 @@ def smoothness(X, y, loss: str = "logistic", w0: np.ndarray | None = None,
     exponential: not globally smooth, but GD with η < 2/β stays in {L ≤ L(w₀)}, where
     ∇²L = (1/n) Σ e^{−z_nᵀw} z_n z_nᵀ ⪯ L(w₀)·max_n ‖z_n‖² (the same bound for sgd).
     """
-    _check_choice("loss", loss, LOSSES)
-    _check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("loss", loss, LOSSES)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     Z, _ = _binary_data(X, y)
     n, d = Z.shape
     max_row = float(np.max(np.sum(Z * Z, axis=1)))
@@ -189,8 +184,8 @@ def gradient_descent(X, y, loss: str = "logistic", steps: int = 100_000, lr: flo
     grid, or the iterations themselves. Raises NotSeparableError for non-separable data,
     DivergenceError (a ValueError) if the loss becomes non-finite or explodes.
     """
-    _check_choice("loss", loss, LOSSES)
-    _check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("loss", loss, LOSSES)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     times = record_times(steps, record)
     Z, yy = _binary_data(X, y)
     n, d = Z.shape
@@ -285,7 +280,7 @@ def gradient_descent_naive(X, y, loss: str = "logistic", steps: int = 100,
                            lr: float = 0.1) -> np.ndarray:
     """The same full-batch GD as `gradient_descent`, written with Python loops over samples
     and coordinates (the reference it is tested and benchmarked against). Returns w(steps)."""
-    _check_choice("loss", loss, LOSSES)
+    check_choice("loss", loss, LOSSES)
     Z, _ = _binary_data(X, y)
     rows = Z.tolist()
     n, d = len(rows), len(rows[0])
@@ -354,7 +349,7 @@ class RateFit:
 
 def fit_rate(t, values, law: str = "1/log t", decades: float | None = 4.0) -> RateFit:
     """Fit `values(t)` to the law over the last `decades` decades of t (None: all t > 1)."""
-    _check_choice("law", law, ("1/log t", "1/t"))
+    check_choice("law", law, ("1/log t", "1/t"))
     t = np.asarray(t, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     if t.ndim != 1 or t.shape != values.shape:

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
-from analysis.checks import check_count
+from analysis.checks import check_choice, check_count
 from analysis.margin.common import LOSSES, DivergenceError, _binary_data, angle_between
 from analysis.margin.gd import (
-    _check_choice,
     _log_loss,
     _log_psi,
     _logsumexp,
@@ -153,8 +152,8 @@ def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
     direction after far fewer steps; the ‖β‖ factor keeps the step stable as the degree-L
     homogeneous net grows); otherwise the fixed step η.
     """
-    _check_choice("kind", kind, ("conv", "fc"))
-    _check_choice("loss", loss, LOSSES)
+    check_choice("kind", kind, ("conv", "fc"))
+    check_choice("loss", loss, LOSSES)
     check_count("depth", depth)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")

@@ -13,6 +13,7 @@ import functools
 import ipywidgets as W
 import matplotlib.pyplot as plt
 
+from analysis.checks import check_choice
 from analysis.landscape import ACTIVATIONS, DATASETS, train_many
 from analysis.landscape import make_data as _make_data
 from analysis.plots.landscape import endpoint_summary
@@ -60,6 +61,8 @@ def minima_dashboard(n: int = 32, d0: int = 6, d1: int = 4, activation: str = "l
                      data: str = "random") -> Dashboard:
     """Choose N, d0, d1, the activation and the data; see how many of a quick batch of runs
     end at sub-optimal points, and their training errors."""
+    check_choice("activation", activation, ACTIVATIONS)  # a Dropdown would raise a TraitError
+    check_choice("data", data, DATASETS)
     controls = {
         "n": W.IntSlider(value=n, min=8, max=128, step=4, description="samples N"),
         "d0": W.IntSlider(value=d0, min=1, max=16, description="inputs d0"),
