@@ -126,10 +126,15 @@ def _gpu_info() -> dict:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm",
                               "--format=csv,noheader,nounits", f"--id={torch.cuda.current_device()}"],
                              capture_output=True, text=True, timeout=20).stdout.strip()
-        driver, clock = (v.strip() for v in out.split(","))
-        info["driver"], info["max_sm_clock_mhz"] = driver, float(clock)
     except Exception as error:  # no nvidia-smi: the peak stays unknown, the timings do not
         info["driver"] = f"unknown ({type(error).__name__})"
+        return info
+    driver, _, clock = (v.strip() for v in out.partition(","))
+    info["driver"] = driver or "unknown (nvidia-smi said nothing)"
+    try:  # "[N/A]" on some virtualized GPUs: keep the driver, leave the peak unknown
+        info["max_sm_clock_mhz"] = float(clock)
+    except ValueError:
+        pass
     if info["max_sm_clock_mhz"]:
         # binary ops: one popc counts 32 bit positions, each an XNOR and an add (2 ops)
         info["popcount_peak_ops"] = (info["sms"] * info["max_sm_clock_mhz"] * 1e6

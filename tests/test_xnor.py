@@ -383,3 +383,26 @@ def test_pack_bits_refuses_complex_values() -> None:
         xnor.pack_bits(np.array([1 + 1j, -1j]))
     with pytest.raises(ValueError, match="real-valued"):
         xnor.pack_bits(torch.tensor([1 + 1j, -1j]))
+
+
+def test_gpu_info_keeps_the_driver_when_the_clock_is_not_reported(monkeypatch) -> None:
+    """_gpu_info on a stand-in GPU: the popcount peak from SMs × clock × 16 popc × 32 bits × 2
+    ops; a clock of "[N/A]" leaves the peak unknown but keeps the driver (it lost both)."""
+    import subprocess
+    import types
+
+    from analysis import bench
+
+    props = types.SimpleNamespace(name="Stand-in GPU", major=9, minor=0, multi_processor_count=132,
+                                  total_memory=80 * 2**30)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    answer = {"stdout": "580.65.06, 1980\n"}
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(stdout=answer["stdout"]))
+    info = bench._gpu_info()
+    assert info["driver"] == "580.65.06" and info["max_sm_clock_mhz"] == 1980.0
+    assert info["popcount_peak_ops"] == 132 * 1980e6 * 16 * 32 * 2
+    answer["stdout"] = "580.65.06, [N/A]\n"
+    info = bench._gpu_info()
+    assert info["driver"] == "580.65.06" and info["max_sm_clock_mhz"] is None
+    assert "popcount_peak_ops" not in info
