@@ -16,6 +16,7 @@ that layers take `kernel_quantizer=` / `input_quantizer=`.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 
@@ -48,11 +49,15 @@ def check_bits(bits: int) -> int:
 
 
 def sign(x: Tensor) -> Tensor:
-    """sign(x) ∈ {−1, +1} with sign(0) = +1 (the BNN paper's convention); integer input gives float."""
+    """sign(x) ∈ {−1, +1} with sign(0) = +1 (the BNN paper's convention); integer input gives float.
+
+    sign(NaN) = NaN: a diverged layer shows up in the loss instead of binarizing to +1.
+    """
     if not x.is_floating_point():
         x = x.float()  # the in-place + ½ below needs a float tensor
-    # sign(sign(x) + ½) sends 0 to +1 and keeps ±1; ~10x faster than torch.where on CPU
-    return torch.sign(x).add_(0.5).sign_()
+    # sign(sign(x) + ½) sends 0 to +1 and keeps ±1 (with the NaN check, ~1.7x faster than
+    # torch.where on CPU); torch.sign(NaN) is 0, which the + ½ would turn into +1
+    return torch.sign(x).add_(0.5).sign_().masked_fill_(x.isnan(), math.nan)
 
 
 class _SignSTE(torch.autograd.Function):
@@ -86,6 +91,8 @@ def sign_ste(x: Tensor, cancel: bool = True) -> Tensor:
 
 def _uniform_levels(x: Tensor, bits: int, lo: Tensor, hi: Tensor, stochastic: bool,
                     generator: torch.Generator | None) -> Tensor:
+    """Q(x) computed in the dtype of lo and hi (float32 or wider), returned in x's dtype."""
+    out_dtype, x = x.dtype, x.to(lo.dtype)
     n = 2**bits
     delta = (hi - lo) / n
     u = (x - lo) / delta - 0.5  # position in units of bins, 0 at the first bin's centre
@@ -95,7 +102,7 @@ def _uniform_levels(x: Tensor, bits: int, lo: Tensor, hi: Tensor, stochastic: bo
     else:
         i = torch.floor(u + 0.5)
     i = i.clamp(0, n - 1)
-    return lo + delta * (i + 0.5)
+    return (lo + delta * (i + 0.5)).to(out_dtype)
 
 
 class _UniformSTE(torch.autograd.Function):
@@ -125,8 +132,10 @@ def quantize_uniform(
 
     Q(x) = lo + Δ(i + ½), Δ = (hi − lo)/2^bits, i = clamp(round((x − lo)/Δ − ½), 0, 2^bits − 1).
     Deterministic rounding goes to the nearest level; stochastic rounding goes up with
-    probability equal to the fractional distance, so E[Q(x)] = x inside the range.
-    `lo`/`hi` may be tensors broadcastable to `x` (per-channel ranges).
+    probability equal to the fractional distance, so E[Q(x)] = x between the outermost levels
+    lo + Δ/2 and hi − Δ/2 (beyond them, as outside [lo, hi], Q clips to those levels).
+    `lo`/`hi` may be tensors broadcastable to `x` (per-channel ranges). float16 and bfloat16
+    input is quantized in float32 and returned in its own dtype.
     Backward: straight through inside [lo, hi], zero outside.
     """
     bits = check_bits(bits)
@@ -134,8 +143,11 @@ def quantize_uniform(
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         x = x.float()
-    lo_t = torch.as_tensor(lo, dtype=x.dtype, device=x.device)
-    hi_t = torch.as_tensor(hi, dtype=x.dtype, device=x.device)
+    # float16/bfloat16 have 11/8 significant bits: the bin index (x − lo)/Δ of 8 bits or more
+    # would round to a wrong level (and 2^16 − 1 overflows float16), so compute in float32
+    work = torch.promote_types(x.dtype, torch.float32)
+    lo_t = torch.as_tensor(lo, dtype=work, device=x.device)
+    hi_t = torch.as_tensor(hi, dtype=work, device=x.device)
     if not (torch.isfinite(lo_t).all() and torch.isfinite(hi_t).all()) or (hi_t <= lo_t).any():
         raise ValueError(f"the clipping range needs finite lo < hi, got lo={lo}, hi={hi}")
     return _UniformSTE.apply(x, bits, lo_t, hi_t, stochastic, generator)
@@ -144,8 +156,9 @@ def quantize_uniform(
 def minmax_range(x: Tensor, symmetric: bool = True, dim: int | None = None) -> tuple[Tensor, Tensor]:
     """The min/max clipping range of `x` (GEMMLOWP style), per tensor or per slice along `dim`.
 
-    symmetric: [−max|x|, max|x|]; asymmetric: [min x, max x]. A zero-width range is widened
-    by a tiny epsilon so that the quantizer stays defined.
+    symmetric: [−max|x|, max|x|]; asymmetric: [min x, max x]. A zero-width range (a constant
+    tensor or slice) is widened to [lo, lo + ε·max(1, |lo|)], ε the dtype's machine epsilon, so
+    that the quantizer stays defined: a plain lo + ε rounds back to lo once |lo| ≥ 2.
     """
     x = x.detach()
     if dim is None:
@@ -158,7 +171,7 @@ def minmax_range(x: Tensor, symmetric: bool = True, dim: int | None = None) -> t
         hi = torch.maximum(lo.abs(), hi.abs())
         lo = -hi
     eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 1e-7
-    hi = torch.maximum(hi, lo + eps)
+    hi = torch.maximum(hi, lo + eps * lo.abs().clamp(min=1))
     return lo, hi
 
 
@@ -215,14 +228,15 @@ class UniformQuantizer:
 
 def as_quantizer(spec: Quantizer | str | int | None) -> Quantizer | None:
     """Turn a spec into a quantizer: None, "sign" (hard-tanh STE), "sign_weights" (plain STE,
-    for clipped latent weights), an int k (k bits on [−1, 1]; k = 1 is "sign", the levels ±1),
-    or a callable."""
+    for clipped latent weights), an integer k, numpy's included (k bits on [−1, 1]; k = 1 is
+    "sign", the levels ±1), or a callable. A bool is not a bit width and is refused."""
     if spec is None or callable(spec):
         return spec
-    if spec in ("sign", "ste_sign", 1):
+    if spec in ("sign", "ste_sign"):
         return SignQuantizer()
     if spec == "sign_weights":
         return SignQuantizer(cancel=False)
-    if isinstance(spec, int):
-        return UniformQuantizer(spec, clip=1.0)
+    if isinstance(spec, numbers.Real) and not isinstance(spec, bool):
+        bits = check_bits(spec)
+        return SignQuantizer() if bits == 1 else UniformQuantizer(bits, clip=1.0)
     raise ValueError(f"unknown quantizer {spec!r}: use None, 'sign', a bit width or a callable")

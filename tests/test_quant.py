@@ -112,3 +112,71 @@ def test_weight_ste_passes_the_gradient_unchanged():
     q.backward(torch.arange(1.0, 6.0))
     assert w.grad.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert repr(as_quantizer("sign_weights")) == "SignQuantizer(cancel=False)"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("bits", [4, 8, 16])
+def test_half_precision_input_gets_the_float32_levels_in_its_dtype(dtype, bits):
+    """float16 rounded the bin index (x − lo)/Δ itself: 20 of these 10001 values went to a wrong
+    level at 4 bits, hundreds at 8, and 16 bits overflowed float16 (a RuntimeError)."""
+    x = torch.linspace(-1, 1, 10001).to(dtype)
+    q = quantize_uniform(x, bits, -1, 1)
+    assert q.dtype == dtype
+    assert torch.equal(q, quantize_uniform(x.float(), bits, -1, 1).to(dtype))
+    q_stochastic = quantize_uniform(x, bits, -1, 1, stochastic=True)
+    assert q_stochastic.dtype == dtype
+
+
+def test_float16_value_goes_to_its_nearest_level():
+    x = torch.tensor([0.0625], dtype=torch.float16)  # exactly on the edge between 0.03125 and 0.09375
+    assert quantize_uniform(x, 5, -1, 1).item() == 0.09375
+    x = torch.tensor([0.06244], dtype=torch.float16)  # 0.06244 in float16 is just below the edge
+    assert quantize_uniform(x, 5, -1, 1).item() == 0.03125
+
+
+@pytest.mark.parametrize("value", [2.0, -3.0, 1000.0])
+def test_minmax_range_of_a_constant_tensor_stays_defined(value):
+    """lo + ε rounded back to lo for |lo| ≥ 2: the range was empty and quantizing a constant
+    tensor (or channel) with clip=None, symmetric=False raised 'needs finite lo < hi'."""
+    x = torch.full((3, 4), value)
+    lo, hi = minmax_range(x, symmetric=False)
+    assert lo.item() == value and hi.item() > lo.item()
+    q = UniformQuantizer(4, clip=None, symmetric=False)(x)
+    assert torch.allclose(q, x, rtol=1e-6)
+    per_channel = torch.stack([torch.full((4,), value), torch.linspace(0, 1, 4)])
+    q = UniformQuantizer(2, clip=None, symmetric=False, per_channel=True)(per_channel)
+    assert torch.allclose(q[0], per_channel[0], rtol=1e-6)
+    assert q[1].tolist() == [0.125, 0.375, 0.625, 0.875]
+
+
+def test_sign_of_nan_is_nan_so_divergence_shows():
+    """torch.sign(NaN) is 0, and sign(0) = +1 turned a NaN into +1: a diverged layer binarized
+    to a finite output and the loss never became NaN."""
+    x = torch.tensor([math.nan, -0.0, -2.0, math.inf, -math.inf], requires_grad=True)
+    q = sign_ste(x)
+    assert q[0].isnan() and q[1:].tolist() == [1.0, -1.0, 1.0, -1.0]
+    q[1:].sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_as_quantizer_takes_numpy_ints_and_refuses_bools():
+    """np.int64(3) (a bit width from np.arange) was 'unknown quantizer'; True was silently
+    the sign quantizer (True == 1) while False was an error."""
+    import numpy as np
+
+    uq = as_quantizer(np.int64(3))
+    assert isinstance(uq, UniformQuantizer) and uq.bits == 3 and uq.clip == 1.0
+    assert isinstance(as_quantizer(np.int64(1)), SignQuantizer)
+    for spec in (True, False):
+        with pytest.raises(ValueError, match="unknown quantizer"):
+            as_quantizer(spec)
+    with pytest.raises(ValueError, match="bits must be"):
+        as_quantizer(2.5)
+
+
+def test_stochastic_rounding_is_unbiased_between_the_outer_levels_only():
+    """As the docstring says: E[Q(x)] = x on [lo + Δ/2, hi − Δ/2]; beyond, Q clips to those levels."""
+    g = torch.Generator().manual_seed(0)
+    for value, expected in [(-0.6, -0.6), (0.7, 0.7), (-0.9, -0.75), (0.9, 0.75)]:
+        q = quantize_uniform(torch.full((200000,), value), 2, -1, 1, stochastic=True, generator=g)
+        assert abs(q.mean().item() - expected) < 0.005
