@@ -81,8 +81,9 @@ class QuantLinear(_Quantized, nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False,
-                 kernel_quantizer=None, input_quantizer=None, clip_weights: bool | None = None):
-        super().__init__(in_features, out_features, bias=bias)
+                 kernel_quantizer=None, input_quantizer=None, clip_weights: bool | None = None,
+                 device=None, dtype=None):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._setup_quantizers(kernel_quantizer, input_quantizer, clip_weights)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,17 +92,20 @@ class QuantLinear(_Quantized, nn.Linear):
 
 
 class QuantConv2d(_Quantized, nn.Conv2d):
-    """y = conv(Q_x(x), Q_w(W)) (+ b); same arguments as nn.Conv2d plus the quantizers.
+    """y = conv(Q_x(x), Q_w(W)) (+ b); the arguments of nn.Conv2d, in its order (but bias=False
+    by default, as in QuantLinear), plus the quantizers.
 
     Zero padding of a binarized input would add a third value; the BNN paper pads with 0
     all the same (it is the common practice), and so does this layer.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = False, kernel_quantizer=None, input_quantizer=None,
-                 clip_weights: bool | None = None):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
-                         padding=padding, bias=bias)
+                 dilation=1, groups: int = 1, bias: bool = False, padding_mode: str = "zeros",
+                 kernel_quantizer=None, input_quantizer=None, clip_weights: bool | None = None,
+                 device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode,
+                         device=device, dtype=dtype)
         self._setup_quantizers(kernel_quantizer, input_quantizer, clip_weights)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -199,6 +203,8 @@ class _GhostBatchNorm(nn.Module):
     def __init__(self, num_features: int, ghost_size: int, eps: float = 1e-5,
                  momentum: float = 0.1):
         super().__init__()
+        if momentum is None or not 0 < momentum <= 1:  # None (torch's cumulative average) included
+            raise ValueError(f"momentum must be in (0, 1], got {momentum!r}")
         self.num_features, self.ghost_size = num_features, check_count("ghost_size", ghost_size)
         self.eps, self.momentum = eps, momentum
         self.weight = nn.Parameter(torch.ones(num_features))
@@ -365,16 +371,23 @@ class FixedClassifier(nn.Module):
     """The last layer of "Fix your classifier" (Hoffer, Hubara, Soudry, ICLR 2018): scores
     y = α · W x/‖x‖ with W fixed and one learned scale α (the only parameter).
 
-    W (C × N) is rows 1 … C of a Sylvester Hadamard matrix, cut to the N inputs and scaled by
-    1/√N: entries ±1/√N, so W x needs additions and subtractions only; the rows are orthogonal
-    when N is a multiple of the power of two above C. Row 0 (all ones) is left out: features
-    after a ReLU are ≥ 0, and that row would score class 0 highest for every input.
+    W (C × N) is rows 1 … C of the Sylvester Hadamard matrix H_P of order P, the least power
+    of two ≥ N, cut to the N inputs and scaled by 1/√N: entries ±1/√N, so W x needs additions
+    and subtractions only; the rows are orthogonal when N = P. Row 0 (all ones) is left out:
+    features after a ReLU are ≥ 0, and that row would score class 0 highest for every input.
+    So C ≤ P − 1: rows of a larger H_2P cut to N ≤ P columns repeat those of H_P, row 0 among
+    them (two classes with the same scores, one of them always the highest on ReLU features).
     """
 
     def __init__(self, in_features: int, num_classes: int, scale: float = 10.0):
         super().__init__()
         n, c = check_count("in_features", in_features), check_count("num_classes", num_classes)
-        order = 1 << (max(n, c + 1) - 1).bit_length()  # the least power of two ≥ N and ≥ C + 1
+        order = 1 << (n - 1).bit_length()  # P, the least power of two ≥ N
+        if c > order - 1:
+            enough = 1 << c.bit_length()  # the least power of two ≥ C + 1
+            raise ValueError(f"FixedClassifier: {n} inputs give {order - 1} distinct Hadamard rows "
+                             f"besides the all-ones one, fewer than num_classes={c}; "
+                             f"use more than {enough // 2} inputs")
         rows = linalg.hadamard(order)[1:c + 1, :n] / math.sqrt(n)
         self.register_buffer("weight", torch.tensor(rows, dtype=torch.float32))
         self.scale = nn.Parameter(torch.tensor(float(scale)))

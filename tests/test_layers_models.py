@@ -281,7 +281,7 @@ def test_fixed_classifier_is_hadamard_rows_and_one_learned_scale():
     x = torch.randn(5, 256)
     torch.testing.assert_close(head(x), 10.0 * (x / x.norm(dim=1, keepdim=True)) @ W.T)
     assert FixedClassifier(200, 10).weight.shape == (10, 200)  # cut to any width
-    assert FixedClassifier(3, 10).weight.shape == (10, 3)
+    assert FixedClassifier(9, 10).weight.shape == (10, 9)
     with pytest.raises(ValueError, match="num_classes must be a positive integer"):
         FixedClassifier(8, 0)
 
@@ -300,3 +300,47 @@ def test_fixed_classifier_trains_almost_as_well_as_a_learned_head():
         model = nn.Sequential(nn.Flatten(), nn.Linear(784, 200), nn.BatchNorm1d(200), nn.ReLU(), head)
         errors[name] = fit(model, train, test_data=test, epochs=5, lr=1e-3).final["test_error"]
     assert errors["fixed"] < 0.15 and errors["fixed"] - errors["learned"] < 0.03, errors
+
+
+def test_fixed_classifier_refuses_more_classes_than_distinct_hadamard_rows():
+    """With C ≥ P (P the power of two ≥ N), rows 1 … C of H_2P cut to N columns repeat rows of H_P,
+    the all-ones row 0 among them: FixedClassifier(8, 8) made class 7 the highest score for every
+    non-negative input, and (3, 10) gave classes identical scores. They are refused now."""
+    with pytest.raises(ValueError, match="8 inputs give 7 distinct Hadamard rows.*more than 8 inputs"):
+        FixedClassifier(8, 8)
+    with pytest.raises(ValueError, match="distinct Hadamard rows"):
+        FixedClassifier(3, 10)
+    for n, c in [(8, 7), (9, 10), (10, 10), (5, 7)]:
+        W = FixedClassifier(n, c).weight
+        assert len({tuple(row.tolist()) for row in W}) == c  # distinct classes
+        assert (W.sum(1) < W.abs().sum(1)).all()  # no row all ones
+    head = FixedClassifier(8, 7)
+    torch.testing.assert_close(head.weight @ head.weight.T, torch.eye(7))  # N = P: orthonormal
+    torch.manual_seed(0)
+    assert len(head(torch.rand(1000, 8)).argmax(1).unique()) == 7  # ReLU-like input: each class wins
+
+
+def test_quant_conv_takes_the_arguments_of_conv2d():
+    """groups, dilation, padding_mode, device and dtype were a TypeError ('same arguments as nn.Conv2d')."""
+    import torch.nn.functional as F
+
+    from analysis.quant import sign
+
+    torch.manual_seed(0)
+    conv = QuantConv2d(4, 6, 3, 2, 2, 2, 2, True, "reflect", kernel_quantizer="sign",
+                       input_quantizer="sign", dtype=torch.float64)
+    assert conv.weight.shape == (6, 2, 3, 3) and conv.weight.dtype == torch.float64
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64)
+    expected = F.conv2d(F.pad(sign(x), (2, 2, 2, 2), mode="reflect"), sign(conv.weight), conv.bias,
+                        stride=2, dilation=2, groups=2)
+    torch.testing.assert_close(conv(x), expected)
+    assert QuantLinear(3, 2, dtype=torch.float64).weight.dtype == torch.float64
+
+
+def test_ghost_batchnorm_refuses_a_momentum_it_cannot_use():
+    """momentum=None (torch's cumulative average) failed at the first forward inside lerp_."""
+    from analysis.layers import GhostBatchNorm1d
+
+    for momentum in (None, 0.0, 1.5):
+        with pytest.raises(ValueError, match="momentum must be in"):
+            GhostBatchNorm1d(4, 8, momentum=momentum)
