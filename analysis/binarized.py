@@ -180,8 +180,7 @@ def memory_ratio(model: nn.Module, binarized_only: bool = False) -> float:
 def _subset(split: tuple[Tensor, Tensor], n: int | None) -> tuple[Tensor, Tensor]:
     if n is None:
         return split
-    if n <= 0:
-        raise ValueError(f"n_train must be a positive number of examples or None, got {n}")
+    n = check_count("n_train", n)
     return split[0][:n], split[1][:n]
 
 

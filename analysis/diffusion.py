@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from analysis.checks import check_count
+
 __all__ = [
     "WeightDiffusion",
     "DiffusionRecord",
@@ -345,8 +347,7 @@ def random_walk(steps: int, potential: str = "flat", walkers: int = 200, bias: f
     ½ + bias·ξ_x, ξ_x = ±1 frozen at random; it gets trapped in ever deeper valleys of the
     random potential and d(t) grows like (log t)² ("ultra-slow diffusion", Hoffer et al. §3).
     """
-    if steps <= 0 or walkers <= 0:
-        raise ValueError(f"steps and walkers must be positive, got {steps} and {walkers}")
+    steps, walkers = check_count("steps", steps), check_count("walkers", walkers)
     if potential not in ("flat", "random"):
         raise ValueError(f"unknown potential {potential!r}: use 'flat' or 'random'")
     if not 0 <= bias < 0.5:

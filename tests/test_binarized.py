@@ -130,3 +130,10 @@ def test_format_memory_table():
     assert len(lines) == 1 + 8 + 1  # header, 4 linear + 4 batch-norm layers, total
     assert lines[1].split() == ["1", "QuantLinear", "3,211,264", "1", "12,845,056", "401,408", "32.0x"]
     assert lines[-1].split() == ["total", "36,855,848", "147,423,392", "4,797,600", "30.7x"]
+
+
+@pytest.mark.parametrize("n_train", [2.5, True])
+def test_train_model_n_train_must_be_a_count(n_train):
+    """n_train=2.5 was a TypeError from slicing the data; True trained on one example."""
+    with pytest.raises(ValueError, match=f"n_train must be a positive integer, got {n_train!r}"):
+        b.train_model("mlp", width=8, depth=1, epochs=1, n_train=n_train)

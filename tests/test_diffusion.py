@@ -410,3 +410,11 @@ def test_lesson04_exercise_uses_the_printed_log_fit():
     assert f"{b * math.log(20):.1f}" in solution
     assert f"{dist[0]:.2f} − {dist[1]:.2f} = {dist[0] - dist[1]:.1f}" in solution
 
+
+
+@pytest.mark.parametrize("steps, walkers, name", [(2.5, 10, "steps"), (True, 10, "steps"),
+                                                  (10, 2.5, "walkers"), (10, 0, "walkers")])
+def test_random_walk_sizes_must_be_counts(steps, walkers, name):
+    """steps=2.5 or walkers=2.5 were TypeErrors from inside numpy; steps=True walked one step."""
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+        D.random_walk(steps, walkers=walkers)
