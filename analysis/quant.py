@@ -211,6 +211,9 @@ class UniformQuantizer:
         self.bits = check_bits(bits)
         if clip is not None and not 0 < clip < float("inf"):
             raise ValueError(f"clip must be > 0 and finite (or None for min/max), got {clip}")
+        if per_channel and clip is not None:  # a fixed clip is one range for every channel
+            raise ValueError(f"per_channel=True takes each channel's min/max range: use clip=None, "
+                             f"not clip={clip}")
         self.clip, self.symmetric = clip, symmetric
         self.stochastic, self.per_channel = stochastic, per_channel
 
@@ -222,8 +225,9 @@ class UniformQuantizer:
         return quantize_uniform(x, self.bits, lo, hi, self.stochastic)
 
     def __repr__(self) -> str:
+        per_channel = ", per_channel=True" if self.per_channel else ""
         return (f"UniformQuantizer(bits={self.bits}, clip={self.clip}, "
-                f"symmetric={self.symmetric}, stochastic={self.stochastic})")
+                f"symmetric={self.symmetric}, stochastic={self.stochastic}{per_channel})")
 
 
 def as_quantizer(spec: Quantizer | str | int | None) -> Quantizer | None:

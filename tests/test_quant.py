@@ -180,3 +180,15 @@ def test_stochastic_rounding_is_unbiased_between_the_outer_levels_only():
     for value, expected in [(-0.6, -0.6), (0.7, 0.7), (-0.9, -0.75), (0.9, 0.75)]:
         q = quantize_uniform(torch.full((200000,), value), 2, -1, 1, stochastic=True, generator=g)
         assert abs(q.mean().item() - expected) < 0.005
+
+
+def test_per_channel_with_a_fixed_clip_is_refused_and_shown_in_repr():
+    """UniformQuantizer(per_channel=True) with the default clip=1.0 ignored per_channel silently
+    (one range [−1, 1] for all channels), and its repr did not say per_channel."""
+    with pytest.raises(ValueError, match="per_channel=True takes each channel's min/max range"):
+        UniformQuantizer(2, per_channel=True)
+    q = UniformQuantizer(2, clip=None, per_channel=True)
+    assert repr(q) == ("UniformQuantizer(bits=2, clip=None, symmetric=True, stochastic=False, "
+                       "per_channel=True)")
+    x = torch.tensor([[0.0, 1.0], [0.0, 10.0]])
+    assert q(x).tolist() == [[0.25, 0.75], [2.5, 7.5]]
