@@ -196,7 +196,12 @@ class WeightDiffusion:
             raise ValueError(f"{w0_path} holds {w0.numel()} weights but the model has "
                              f"{self._w0.numel()}: not the model of this run")
         self._w0.copy_(w0)
-        self.record = DiffusionRecord.load(self._run_dir)
+        # the record is saved before the checkpoint: after a crash in between it runs past the
+        # checkpoint's update, and those points will be recorded again
+        saved = DiffusionRecord.load(self._run_dir)
+        n = sum(t <= state.step for t in saved.steps)
+        self.record = DiffusionRecord(saved.steps[:n], saved.distance[:n],
+                                      {name: d[:n] for name, d in saved.layers.items()}, saved.meta)
         self._start = 0
         # the next point of the same grid as an uninterrupted run, after the checkpoint's update
         t = _next_point(0 if self.every == "auto" else state.step, self.every, self.per_decade)

@@ -15,7 +15,7 @@ from torch import nn
 from analysis import diffusion as D
 from analysis import models
 from analysis.layers import GhostBatchNorm1d, GhostBatchNorm2d
-from analysis.training import fit, large_batch_recipe
+from analysis.training import CHECKPOINT, fit, large_batch_recipe
 
 matplotlib.use("Agg")
 
@@ -126,6 +126,28 @@ def test_resumed_run_goes_on_with_the_record(tmp_path, every):
     np.testing.assert_allclose([r.distance[i] for i in keep], w.distance, rtol=1e-5)
     assert "restarted_at_update" not in r.meta
     assert D.DiffusionRecord.load(tmp_path) == r
+
+
+def test_resume_after_a_crash_between_record_and_checkpoint_keeps_one_record(tmp_path):
+    """The record is saved before the checkpoint at an epoch's end; a run killed in between
+    resumes from an older checkpoint with a longer record. The points past the checkpoint are
+    recorded again, not twice (they were duplicated: t went 9 … 12, then 9 … 12 again)."""
+    import shutil
+
+    kw = dict(batch_size=16, optimizer="sgd", lr=0.1, seed=3)
+    torch.manual_seed(0)
+    whole = D.WeightDiffusion(every=1)
+    fit(_model(), _toy(), epochs=4, callbacks=[whole], **kw)
+    torch.manual_seed(0)
+    fit(_model(), _toy(), epochs=2, callbacks=[D.WeightDiffusion(every=1)], run_dir=tmp_path, **kw)
+    shutil.copy(tmp_path / CHECKPOINT, tmp_path / "epoch2.pt")
+    fit(_model(), _toy(), epochs=3, callbacks=[D.WeightDiffusion(every=1)], run_dir=tmp_path,
+        resume=True, **kw)
+    shutil.copy(tmp_path / "epoch2.pt", tmp_path / CHECKPOINT)  # the crash: record of epoch 3 kept
+    again = D.WeightDiffusion(every=1)
+    fit(_model(), _toy(), epochs=4, callbacks=[again], run_dir=tmp_path, resume=True, **kw)
+    assert again.record.steps == whole.record.steps == list(range(1, 17))
+    np.testing.assert_allclose(again.record.distance, whole.record.distance, rtol=1e-5)
 
 
 def test_resume_without_w0_starts_a_new_record(tmp_path):
