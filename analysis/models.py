@@ -136,9 +136,12 @@ def model_size_bytes(model: nn.Module) -> dict[str, int]:
     """
     float_bytes = sum(t.numel() * 4 for t in list(model.parameters()) + list(model.buffers())
                       if t.is_floating_point())
-    deployed = 0
+    deployed, seen = 0, set()
     for m in model.modules():
         for name, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+            if id(t) in seen:  # shared by two modules (tied weights): stored once
+                continue
+            seen.add(id(t))
             bits = 32
             kq = getattr(m, "kernel_quantizer", None)
             if name == "weight" and kq is not None:

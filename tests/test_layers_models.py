@@ -344,3 +344,10 @@ def test_ghost_batchnorm_refuses_a_momentum_it_cannot_use():
     for momentum in (None, 0.0, 1.5):
         with pytest.raises(ValueError, match="momentum must be in"):
             GhostBatchNorm1d(4, 8, momentum=momentum)
+
+
+def test_model_size_counts_a_shared_weight_once():
+    a, b = nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)
+    b.weight = a.weight  # tied weights (was counted twice in "deployed")
+    size = models.model_size_bytes(nn.Sequential(a, b))
+    assert size == {"float": 8 * 8 * 4, "deployed": 8 * 8 * 4}
