@@ -2,13 +2,15 @@
 
 Each notebook runs top to bottom in a fresh kernel (nbclient), its outputs are written back,
 and the time and peak memory (resident set of the kernel process, sampled) are reported:
-Binder gives a lesson 2 GB.
+Binder gives a lesson 2 GB. Ctrl-C stops the kernel, leaves the notebook as it was on disk
+and prints the lessons finished so far.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -26,13 +28,33 @@ def lessons_dir() -> Path:
     return here if here.is_dir() else Path.cwd() / "lessons"
 
 
+# what LESSONS_FAST may say, in any case and with spaces around it
+_FAST_VALUES = {"1": True, "true": True, "yes": True, "on": True,
+                "": False, "0": False, "false": False, "no": False, "off": False}
+
+
 def fast_mode() -> bool:
-    """True when LESSONS_FAST=1: lessons shrink data and epochs to run in a minute or two."""
-    return os.environ.get("LESSONS_FAST", "0") not in ("", "0", "false", "False")
+    """True when LESSONS_FAST=1 (or true, yes, on): lessons shrink data and epochs to run in a
+    minute or two. False when it is unset, empty, 0, false, no or off; any other value is a
+    ValueError rather than a guess."""
+    value = os.environ.get("LESSONS_FAST", "")
+    if value.strip().lower() not in _FAST_VALUES:
+        raise ValueError(f"LESSONS_FAST={value!r} is not understood: "
+                         "set it to 1 for fast mode or 0 for normal mode")
+    return _FAST_VALUES[value.strip().lower()]
+
+
+def _matches(name: str, lesson: Path) -> bool:
+    """A number matches the lesson of that number ("1" and "01" are lesson 01, "0" is 00 only);
+    other text matches the start of the name ("01_bin")."""
+    if name.isdigit():
+        return int(name) == int(lesson.stem[:2])
+    return bool(name) and lesson.stem.startswith(name)
 
 
 def find_lessons(names: list[str] | None = None, folder: Path | None = None) -> list[Path]:
-    """Notebooks matching `names` ("01", "01_binarized_networks", or a path); all when empty."""
+    """Notebooks matching `names` ("1", "01", "01_binarized_networks", or a path), each once, in
+    the order given; all when empty."""
     folder = folder or lessons_dir()
     every = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not names:
@@ -41,13 +63,13 @@ def find_lessons(names: list[str] | None = None, folder: Path | None = None) -> 
     for name in names:
         p = Path(name)
         if p.suffix == ".ipynb" and p.exists():
-            found.append(p)
-            continue
-        match = [nb for nb in every if nb.stem == name or nb.stem.startswith(name)]
+            match = [p]
+        else:
+            match = [nb for nb in every if _matches(name, nb)]
         if not match:
             known = ", ".join(nb.stem for nb in every) or "none"
             raise ValueError(f"no lesson matches {name!r}; lessons: {known}")
-        found.extend(match)
+        found.extend(nb for nb in match if nb not in found)
     return found
 
 
@@ -77,41 +99,106 @@ def _peak_child_memory(result: dict, interval: float = 0.1):
         thread.join()
 
 
-def run_notebook(path: Path, fast: bool = False, timeout: int = 900, write: bool = True) -> dict:
-    """Execute one notebook in a fresh kernel; return {name, seconds, peak_mb, error}.
-
-    A cell that raises, runs past `timeout` seconds or kills its kernel (out of memory, say)
-    is reported in `error`, and the notebook on disk keeps its committed outputs: only a
-    clean run is written back.
-    """
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    nb = nbformat.read(path, as_version=4)
+@contextmanager
+def _lessons_fast(fast: bool):
+    """LESSONS_FAST=1 or 0 while the block runs (the kernel inherits it), then as it was."""
     old = os.environ.get("LESSONS_FAST")
     os.environ["LESSONS_FAST"] = "1" if fast else "0"
-    result: dict = {"name": path.stem, "error": None}
-    t0 = time.perf_counter()
     try:
-        with _peak_child_memory(result):
-            client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                    resources={"metadata": {"path": str(path.parent)}})
-            client.execute()
-    except CellExecutionError as e:
-        result["error"] = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
-    except CellTimeoutError:
-        result["error"] = f"a cell ran longer than the timeout ({timeout} s)"
-    except DeadKernelError as e:
-        result["error"] = f"the kernel died ({e}); out of memory?"
+        yield
     finally:
         if old is None:
             os.environ.pop("LESSONS_FAST", None)
         else:
             os.environ["LESSONS_FAST"] = old
+
+
+# the kernel every lesson runs in, written into a notebook that names none (else JupyterLab
+# asks the student to pick one)
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def _stop_kernel(client) -> None:
+    """Kill the kernel process of `client` and its children, if it has started."""
+    km = client.km
+    pid = km.provisioner.pid if km is not None and km.provisioner is not None else None
+    if pid is None:
+        return
+    try:
+        kernel = psutil.Process(pid)
+        for process in [*kernel.children(recursive=True), kernel]:
+            process.kill()
+    except psutil.Error:
+        pass  # it ended on its own
+
+
+def _execute(client, timeout: int) -> str | None:
+    """Run every cell of the client's notebook; None when all ran, else what went wrong.
+
+    nbclient runs in a worker thread: in the main thread it would take Ctrl-C over (it shuts
+    the kernel down, then fails with an AssertionError of its own). Here Ctrl-C raises
+    KeyboardInterrupt in this thread as usual, after the kernel is stopped.
+    """
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    outcome = {"error": None}
+    done = threading.Event()  # waited on rather than Thread.join: on Python 3.11, Ctrl-C inside
+    # join() marks the thread as stopped while it still runs
+
+    def work():
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            outcome["error"] = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        except CellTimeoutError:
+            outcome["error"] = f"a cell ran longer than the timeout ({timeout} s)"
+        except DeadKernelError as e:
+            outcome["error"] = f"the kernel died ({e}); out of memory?"
+        except Exception as e:  # the kernel did not start, or was stopped on Ctrl-C
+            outcome["error"] = f"{type(e).__name__}: {e}"
+        finally:
+            done.set()
+
+    threading.Thread(target=work, daemon=True).start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        while not done.is_set():  # a kernel still starting is stopped once it appears
+            _stop_kernel(client)
+            done.wait(0.5)
+        raise
+    return outcome["error"]
+
+
+def run_notebook(path: Path, fast: bool = False, timeout: int = 900, write: bool = True) -> dict:
+    """Execute one notebook in a fresh kernel; return {name, seconds, peak_mb, error}.
+
+    A cell that raises, runs past `timeout` seconds (0: no limit) or kills its kernel (out of
+    memory, say) is reported in `error`, and the notebook on disk keeps its committed outputs:
+    only a clean run is written back. Ctrl-C stops the kernel and raises KeyboardInterrupt,
+    with the notebook on disk untouched.
+    """
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNELSPEC["name"],
+                            resources={"metadata": {"path": str(path.parent)}})
+    result: dict = {"name": path.stem}
+    t0 = time.perf_counter()
+    with _lessons_fast(fast), _peak_child_memory(result):
+        result["error"] = _execute(client, timeout)
     result["seconds"] = time.perf_counter() - t0
     if write and result["error"] is None:
+        nb.metadata.setdefault("kernelspec", KERNELSPEC)
         nbformat.write(nb, path)
     return result
+
+
+def _print_table(rows: list[dict]) -> None:
+    print("\nlesson                          seconds   peak MB   status")
+    for row in rows:
+        status = "ok" if row["error"] is None else "error"
+        print(f"{row['name']:<30} {row['seconds']:8.1f} {row['peak_mb']:9.0f}   {status}")
 
 
 def cli(argv: list[str]) -> int:
@@ -120,16 +207,15 @@ def cli(argv: list[str]) -> int:
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="list the lessons")
     r = sub.add_parser("run", help="execute lessons top to bottom and write their outputs back")
-    r.add_argument("names", nargs="*", help="lesson numbers or names (default: all)")
+    r.add_argument("names", nargs="*", help="lesson numbers or names, e.g. 1 or 01_bin (default: all)")
     r.add_argument("--fast", action="store_true", help="LESSONS_FAST=1: small data, few epochs")
-    r.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    r.add_argument("--timeout", type=int, default=900, help="seconds per cell (0: no limit)")
     r.add_argument("--no-write", action="store_true", help="do not write outputs back")
     a = p.parse_args(argv)
     try:
         paths = find_lessons(getattr(a, "names", None))
     except ValueError as e:
-        print(f"error: {e}")
-        return 2
+        p.error(str(e))
     if a.action == "list":
         for path in paths:
             print(path.stem)
@@ -137,12 +223,15 @@ def cli(argv: list[str]) -> int:
     rows = []
     for path in paths:
         print(f"running {path.name} ({'fast' if a.fast else 'normal'} mode) ...", flush=True)
-        row = run_notebook(path, fast=a.fast, timeout=a.timeout, write=not a.no_write)
+        try:
+            row = run_notebook(path, fast=a.fast, timeout=a.timeout, write=not a.no_write)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {path.name} stopped, its notebook left as it was", file=sys.stderr)
+            if rows:
+                _print_table(rows)
+            return 130  # the shell's code for Ctrl-C
         rows.append(row)
         status = "ok" if row["error"] is None else f"ERROR: {row['error']} (outputs not written)"
         print(f"  {row['seconds']:7.1f} s   peak {row['peak_mb']:7.0f} MB   {status}", flush=True)
-    print("\nlesson                          seconds   peak MB   status")
-    for row in rows:
-        status = "ok" if row["error"] is None else "error"
-        print(f"{row['name']:<30} {row['seconds']:8.1f} {row['peak_mb']:9.0f}   {status}")
+    _print_table(rows)
     return 0 if all(row["error"] is None for row in rows) else 1

@@ -27,6 +27,15 @@ def test_unknown_command_is_a_clear_error(capsys):
     assert "unknown bench 'warp'" in capsys.readouterr().err
 
 
+def test_unknown_lesson_is_an_argparse_error_on_stderr(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["lessons", "run", "99"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert "error: no lesson matches '99'; lessons: 00_start_here" in captured.err
+    assert captured.out == ""
+
+
 def test_train_help_lists_models_and_datasets():
     r = run_cli("train", "--help")
     assert r.returncode == 0

@@ -1,4 +1,10 @@
+import signal
+import subprocess
+import sys
+import time
+
 import nbformat
+import psutil
 import pytest
 
 from analysis.lessons import fast_mode, find_lessons, run_notebook
@@ -56,8 +62,63 @@ def test_find_lessons_by_number_and_unknown_name(tmp_path):
         find_lessons(["07"], tmp_path)
 
 
-def test_fast_mode_reads_the_environment(monkeypatch):
-    monkeypatch.setenv("LESSONS_FAST", "1")
-    assert fast_mode()
-    monkeypatch.setenv("LESSONS_FAST", "0")
-    assert not fast_mode()
+def test_a_lesson_number_means_that_lesson_only(tmp_path):
+    """'0' is lesson 00 (it ran every lesson 0x), '1' is lesson 01 (it matched none), once each."""
+    for name in ("00_start_here", "01_binarized_networks", "02_xnor_kernel"):
+        make_notebook(tmp_path / f"{name}.ipynb", "1")
+    stems = lambda names: [p.stem for p in find_lessons(names, tmp_path)]  # noqa: E731
+    assert stems(["0"]) == ["00_start_here"]
+    assert stems(["1"]) == ["01_binarized_networks"]
+    assert stems(["2", "00", "02_xnor"]) == ["02_xnor_kernel", "00_start_here"]
+    assert stems(["01_bin"]) == ["01_binarized_networks"]
+
+
+def test_a_notebook_without_kernel_spec_is_written_with_one(tmp_path):
+    """Else JupyterLab asks the student which kernel to start when the lesson opens."""
+    path = make_notebook(tmp_path / "01_new.ipynb", "1 + 1")
+    assert "kernelspec" not in nbformat.read(path, as_version=4).metadata
+    assert run_notebook(path, timeout=60)["error"] is None
+    assert nbformat.read(path, as_version=4).metadata["kernelspec"]["name"] == "python3"
+
+
+def test_ctrl_c_stops_the_kernel_and_keeps_the_notebook(tmp_path):
+    """Ctrl-C: exit code 130, one line instead of nbclient's AssertionError traceback, the lessons
+    finished so far in the table, no kernel left running, the interrupted notebook unchanged."""
+    quick = make_notebook(tmp_path / "01_quick.ipynb", "1 + 1")
+    slow = make_notebook(tmp_path / "02_slow.ipynb",
+                         "open('started', 'w').close()\nimport time\ntime.sleep(120)")
+    before = slow.read_text()
+    cli = subprocess.Popen([sys.executable, "-m", "analysis", "lessons", "run", str(quick), str(slow),
+                            "--no-write"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kernels = psutil.Process(cli.pid).children(recursive=True)
+    assert kernels, "the slow lesson's kernel did not start"
+    cli.send_signal(signal.SIGINT)
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130
+    assert "interrupted: 02_slow.ipynb stopped" in err and "Traceback" not in err
+    assert "01_quick" in out.split("status")[-1]
+    gone, alive = psutil.wait_procs(kernels, timeout=10)
+    assert not alive
+    assert slow.read_text() == before
+
+
+@pytest.mark.parametrize("value, fast", [
+    ("1", True), ("true", True), ("Yes", True), ("ON", True), (" 1 ", True),
+    ("", False), ("0", False), ("false", False), ("FALSE", False), ("no", False), ("off", False),
+    (" 0", False),
+])
+def test_fast_mode_reads_the_environment(monkeypatch, value, fast):
+    monkeypatch.setenv("LESSONS_FAST", value)
+    assert fast_mode() is fast
+
+
+def test_fast_mode_unset_is_normal_mode_and_odd_values_are_refused(monkeypatch):
+    monkeypatch.delenv("LESSONS_FAST", raising=False)
+    assert fast_mode() is False
+    monkeypatch.setenv("LESSONS_FAST", "maybe")
+    with pytest.raises(ValueError, match="LESSONS_FAST='maybe' is not understood: set it to 1 for fast"):
+        fast_mode()
+
