@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import psutil
@@ -194,3 +195,19 @@ def test_a_torch_that_does_not_import_is_reported_not_raised(monkeypatch):
 def test_the_report_says_what_fast_mode_is(monkeypatch, value, shown):
     monkeypatch.setenv("LESSONS_FAST", value)
     assert env.environment_report()["fast mode"] == shown
+
+
+def test_binder_pins_every_dependency_within_pyproject():
+    """binder/requirements.txt pins each of pyproject's dependencies (platformdirs was not) to a
+    version that pyproject allows."""
+    pins = {}
+    for line in (Path(__file__).parents[1] / "binder" / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith(("#", "-")):
+            requirement = Requirement(line)
+            assert str(requirement.specifier).startswith("=="), line
+            pins[requirement.name] = str(requirement.specifier)[2:]
+    for line in metadata.requires("bits-and-bias"):
+        requirement = Requirement(line)
+        if requirement.marker is None:
+            assert requirement.name in pins, f"{requirement.name} is not pinned for Binder"
+            assert requirement.specifier.contains(pins[requirement.name], prereleases=True), line
