@@ -250,7 +250,7 @@ class GhostBatchNorm2d(_GhostBatchNorm):
 
 
 class _CheapScaleBatchNorm:
-    """Batch-norm whose σ in training is estimated without squares, from `_sigma(centred, n)`:
+    """Batch-norm whose σ in training is estimated without squares, from `_sigma(centred, dims, n)`:
     x̂ = (x − μ)/σ̂ per channel, over the batch (and the positions, for (B, C, H, W) input).
     The running mean and σ̂² feed evaluation, which is ordinary batch-norm on them."""
 
