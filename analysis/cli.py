@@ -58,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         return _run(COMMANDS[cmd][0], rest)
     if cmd in GROUPS:
         subs = GROUPS[cmd]
-        if not rest or rest[0] in ("-h", "--help") or rest[0] not in subs:
-            what = f"unknown {cmd} {rest[0]!r}; " if rest and rest[0] not in ("-h", "--help") else ""
-            print(f"{what}usage: python -m analysis {cmd} {{{','.join(subs)}}} [options]",
-                  file=sys.stderr if what else sys.stdout)
-            return 2 if what else 0
+        usage = f"usage: python -m analysis {cmd} {{{','.join(subs)}}} [options]"
+        if rest and rest[0] in ("-h", "--help"):
+            print(usage)
+            return 0
+        if not rest or rest[0] not in subs:
+            # as argparse does for a missing or unknown subcommand: stderr, exit 2
+            what = f"unknown {cmd} {rest[0]!r}" if rest else f"{cmd} needs one of: {', '.join(subs)}"
+            print(f"{usage}\nerror: {what}", file=sys.stderr)
+            return 2
         return _run(subs[rest[0]], rest[1:])
     print(f"unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
     return 2

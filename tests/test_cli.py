@@ -27,6 +27,16 @@ def test_unknown_command_is_a_clear_error(capsys):
     assert "unknown bench 'warp'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("group", ["bench", "experiment"])
+def test_a_group_without_subcommand_is_an_error_and_help_is_not(group, capsys):
+    assert main([group]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"error: {group} needs one of: " in captured.err
+    assert main([group, "--help"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.startswith(f"usage: python -m analysis {group} {{")
+
+
 def test_unknown_lesson_is_an_argparse_error_on_stderr(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["lessons", "run", "99"])
