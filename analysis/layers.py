@@ -252,12 +252,32 @@ class GhostBatchNorm2d(_GhostBatchNorm):
 class _CheapScaleBatchNorm:
     """Batch-norm whose σ in training is estimated without squares, from `_sigma(centred, dims, n)`:
     x̂ = (x − μ)/σ̂ per channel, over the batch (and the positions, for (B, C, H, W) input).
-    The running mean and σ̂² feed evaluation, which is ordinary batch-norm on them."""
+    The running mean and σ̂² feed evaluation, which is ordinary batch-norm on them.
+
+    σ̂² is the one square left, so the running statistics stay float32 when the module is
+    cast to float16 or bfloat16: in float16, σ̂² overflows once σ̂ > 256 (256² > 65504),
+    and evaluation would then map every input to β.
+    """
+
+    def _apply(self, fn, recurse=True):
+        before = {name: getattr(self, name) for name in ("running_mean", "running_var")}
+        super()._apply(fn, recurse)
+        for name, old in before.items():
+            new = getattr(self, name)
+            if old is not None and new.dtype in (torch.float16, torch.bfloat16):
+                setattr(self, name, old.to(new.device, torch.float32))
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         tracking = self.running_mean is not None
         if not self.training and tracking:
-            return super().forward(x)
+            if x.dtype == self.running_var.dtype:
+                return super().forward(x)
+            # half input, float32 statistics: torch's mixed-precision batch-norm wants all of
+            # weight, bias and statistics in float32, and returns x's dtype
+            weight, bias = (self.weight.float(), self.bias.float()) if self.affine else (None, None)
+            return F.batch_norm(x, self.running_mean, self.running_var, weight, bias, False, 0.0,
+                                self.eps)
         self._check_input_dim(x)
         dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
         mu = x.mean(dims)
@@ -267,8 +287,9 @@ class _CheapScaleBatchNorm:
             with torch.no_grad():
                 self.num_batches_tracked += 1  # momentum=None: the cumulative average, as in torch
                 m = self.momentum if self.momentum is not None else 1 / int(self.num_batches_tracked)
-                self.running_mean.lerp_(mu, m)
-                self.running_var.lerp_(sigma**2, m)
+                stats = self.running_var.dtype
+                self.running_mean.lerp_(mu.to(stats), m)
+                self.running_var.lerp_(sigma.to(stats) ** 2, m)
         x_hat = centred / (sigma + self.eps).view(shape)
         return x_hat * self.weight.view(shape) + self.bias.view(shape) if self.affine else x_hat
 
@@ -291,7 +312,8 @@ class _RangeBatchNorm(_CheapScaleBatchNorm):
 
 class _L1BatchNorm(_CheapScaleBatchNorm):
     """L1 batch-norm (Hoffer et al. 2018): σ̂ = sqrt(π/2) · mean|x − μ|, exact in expectation
-    for Gaussian x, and no squares (it trains in fp16 where L2 batch-norm overflows)."""
+    for Gaussian x, and no squares: computed in float16, it stays finite where the mean of
+    squares (x − μ)² overflows, once |x − μ| passes 256."""
 
     @staticmethod
     def _sigma(centred: Tensor, dims: list[int], n: int) -> Tensor:

@@ -245,6 +245,36 @@ def test_cheap_batchnorm_options_behave_as_torch_batchnorm():
     assert int(bn.num_batches_tracked) == 4
 
 
+@pytest.mark.parametrize("cls,ratio", [(L1BatchNorm1d, 1.0), (RangeBatchNorm1d, 0.86),
+                                       (TopKBatchNorm1d, 1.0)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cheap_batchnorm_in_half_precision_keeps_finite_statistics(cls, ratio, dtype):
+    """Norm matters: the cheap σ̂ is computed in half precision where a mean of squares
+    overflows (σ = 400: (x − μ)² ≫ 65504). Its running σ̂² stays float32, so evaluation
+    normalizes (it mapped every input to β: running_var was inf)."""
+    g = torch.Generator().manual_seed(6)
+    x = (torch.randn(1024, 4, generator=g) * 400 + 50).to(dtype)
+    if dtype == torch.float16:
+        assert not torch.isfinite(((x - x.mean(0)) ** 2).mean(0)).any()  # the L2 way, in fp16
+    bn = cls(4, momentum=1.0).to(dtype)
+    assert (bn.weight.dtype, bn.running_var.dtype) == (dtype, torch.float32)
+    y = bn(x)
+    assert y.dtype == dtype and torch.isfinite(y).all()
+    sigma_hat = bn.running_var.sqrt()  # momentum 1: this batch's σ̂ (the range's is a noisy one)
+    torch.testing.assert_close(sigma_hat, torch.full((4,), 400.0 * ratio), rtol=0.15, atol=0)
+    torch.testing.assert_close(y.detach().float().std(0), x.float().std(0) / sigma_hat, rtol=0.01, atol=0)
+    bn.eval()
+    y_eval = bn(x)
+    assert y_eval.dtype == dtype
+    torch.testing.assert_close(y_eval.float(), y.float(), rtol=0, atol=0.05)
+    # the statistics follow a cast to float64 and back to float32; a copy keeps their values
+    assert bn.double().running_var.dtype == torch.float64
+    assert bn.float().running_var.dtype == torch.float32
+    twin = cls(4).half()
+    twin.load_state_dict(bn.state_dict())
+    torch.testing.assert_close(twin.running_var, bn.running_var)
+
+
 def test_topk_constant_is_the_expected_mean_of_the_largest_half_normals():
     assert topk_constant(16, 16) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-6)  # E|z|
     assert topk_constant(1, 1) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-6)
