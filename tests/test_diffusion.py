@@ -204,6 +204,18 @@ def test_fits_refuse_bad_curves():
         D.fit_power([1, 2, 3], [0.0, 0.2, 0.3])
 
 
+def test_random_walk_keeps_its_environment_in_one_byte_a_site():
+    """walkers × (2·steps + 1) sites: 400 × 10,001 took 32 MB as float64, 4 MB as int8."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        D.random_walk(5_000, "random", walkers=400)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 4_000_000 < peak < 8_000_000
+
+
 def test_random_walks_flat_is_sqrt_and_random_potential_is_slower():
     t, d_flat = D.random_walk(20_000, "flat", walkers=200)
     _, d_rand = D.random_walk(20_000, "random", walkers=200, bias=0.35)
