@@ -69,9 +69,19 @@ def write_json(path: str | Path | None, results: dict) -> None:
         print(f"wrote {path}")
 
 
+def _mnist5k_batch(p: argparse.ArgumentParser, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `batch_size` mnist5k training digits; an argparse error if there are fewer."""
+    from analysis import data
+
+    X, y = data.load("mnist5k", "train")
+    if batch_size > len(X):
+        p.error(f"--batch-size {batch_size} is more than the {len(X)} mnist5k training digits")
+    return X[:batch_size], y[:batch_size]
+
+
 def train(argv: list[str]) -> int:
     """One training step (forward, backward, Adam, latent clipping) of the BNN MLP vs its float twin."""
-    from analysis import data, models
+    from analysis import models
     from analysis.training import squared_hinge_loss, train_step
 
     p = argparse.ArgumentParser(prog="python -m analysis bench train", description=train.__doc__)
@@ -82,10 +92,7 @@ def train(argv: list[str]) -> int:
     p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
 
-    X, y = data.load("mnist5k", "train")
-    if a.batch_size > len(X):
-        p.error(f"--batch-size {a.batch_size} is more than the {len(X)} mnist5k training digits")
-    xb, yb = X[:a.batch_size], y[:a.batch_size]
+    xb, yb = _mnist5k_batch(p, a.batch_size)
 
     def make_step(name: str) -> Callable[[], None]:
         torch.manual_seed(0)
@@ -435,7 +442,7 @@ def margin(argv: list[str]) -> int:
 
 def diffusion(argv: list[str]) -> int:
     """Overhead of the WeightDiffusion callback: a training step with and without it, side by side."""
-    from analysis import data, models
+    from analysis import models
     from analysis.diffusion import WeightDiffusion, record_points
     from analysis.training import TrainState, train_step
 
@@ -449,10 +456,7 @@ def diffusion(argv: list[str]) -> int:
     p.add_argument("--json", type=_json_path, default=None)
     a = p.parse_args(argv)
 
-    X, y = data.load("mnist5k", "train")
-    if a.batch_size > len(X):
-        p.error(f"--batch-size {a.batch_size} is more than the {len(X)} mnist5k training digits")
-    xb, yb = X[:a.batch_size], y[:a.batch_size]
+    xb, yb = _mnist5k_batch(p, a.batch_size)
     torch.manual_seed(0)
     model = models.build("mlp", width=a.width, depth=a.depth)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
