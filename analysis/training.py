@@ -442,6 +442,13 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--name", default=None, help="run folder name (default: model-dataset-seed)")
     p.add_argument("--resume", metavar="RUN", default=None, help="continue the run in folder RUN")
     a = p.parse_args(argv)
+    # checked here, not by fit: its error would come after config.json is written
+    for option, value in (("--epochs", a.epochs), ("--batch-size", a.batch_size)):
+        if value is not None and value < 1:
+            p.error(f"{option} must be >= 1, got {value}")
+    for option, value in (("--lr", a.lr), ("--lr-final", a.lr_final)):
+        if value is not None and not 0 < value < math.inf:
+            p.error(f"{option} must be a positive number, got {value}")
 
     if a.resume:
         run_dir = Path(a.resume)

@@ -119,3 +119,21 @@ def test_bench_on_the_cpu_says_what_it_skips_and_why(bench, sizes, capsys):
     assert main(["bench", bench, "--device", "cpu", "--repeat", "1", *sizes]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("CPU run (--device cpu): ") and "skipped: the CUDA kernels" in first
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--epochs", "0"], "--epochs must be >= 1, got 0"),  # was: 20 epochs, silently
+    (["--epochs", "-1"], "--epochs must be >= 1, got -1"),
+    (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+    (["--lr-final", "0"], "--lr-final must be a positive number, got 0.0"),
+])
+def test_train_bad_numbers_are_argparse_errors_before_the_run_folder(tmp_path, args, message, capsys):
+    """Was a traceback from fit after config.json was written: the next try with good values
+    then refused the folder ('already holds a run') and --resume reused the bad values."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "mlp", "--dataset", "digits", "--width", "8", "--depth", "1",
+              "--out", str(tmp_path), "--name", "run", *args])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
