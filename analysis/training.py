@@ -219,7 +219,8 @@ def _make_optimizer(name: str, params, lr: float, momentum: float, weight_decay:
     raise ValueError(f"unknown optimizer {name!r}: use 'adam' or 'sgd'")
 
 
-def _check_data(data, name: str) -> tuple[Tensor, Tensor]:
+def _check_data(data, name: str, model: nn.Module) -> tuple[Tensor, Tensor]:
+    """(X, y) with X in the model's dtype and y as int64 class labels, else a ValueError."""
     try:
         X, y = data
     except (TypeError, ValueError):
@@ -230,7 +231,14 @@ def _check_data(data, name: str) -> tuple[Tensor, Tensor]:
     if len(X) != len(y) or len(X) == 0:
         raise ValueError(f"{name}: X and y must be non-empty and of equal length, "
                          f"got {len(X)} and {len(y)}")
-    return X, y
+    dtype = next(model.parameters(), X).dtype
+    if X.dtype != dtype:
+        raise ValueError(f"{name}: X is {X.dtype} but the model's parameters are {dtype}; "
+                         f"convert with X.to({dtype})")
+    if y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"{name}: y must be a 1-D tensor of integer class labels, "
+                         f"got {y.dtype} of shape {tuple(y.shape)}")
+    return X, y.long()  # int32 or uint8 labels too: cross-entropy and scatter_ need int64
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -243,7 +251,7 @@ def _show_progress(progress: bool | None) -> bool:
 def evaluate(model: nn.Module, data, loss: str = "cross_entropy", batch_size: int = 1000,
              device: str | torch.device = "cpu") -> tuple[float, float]:
     """(mean loss, error rate in [0, 1]) of `model` on `data` = (X, y), in eval mode."""
-    X, y = _check_data(data, "data")
+    X, y = _check_data(data, "data", model)
     loss_fn = _loss_fn(loss)
     was_training = model.training
     model.eval()
@@ -319,9 +327,9 @@ def fit(
     run_dir: write metrics.json/csv and checkpoint.pt after each epoch; resume=True continues
     from the checkpoint there.
     """
-    X, y = _check_data(train_data, "train_data")
+    X, y = _check_data(train_data, "train_data", model)
     if test_data is not None:
-        _check_data(test_data, "test_data")
+        test_data = _check_data(test_data, "test_data", model)
     check_count("epochs", epochs)
     check_count("batch_size", batch_size)
     if grad_clip is not None and not grad_clip > 0:

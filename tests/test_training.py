@@ -161,6 +161,26 @@ def test_bad_inputs_are_clear_errors():
         evaluate(small(), (X, y.tolist()))
 
 
+def test_data_dtypes_are_checked_and_integer_labels_of_any_width_work():
+    X, y = blobs(40)
+    # numpy data through torch.as_tensor is float64: was "expected m1 and m2 to have the same
+    # dtype" from inside F.linear
+    with pytest.raises(ValueError, match="train_data: X is torch.float64 but the model's "
+                                         "parameters are torch.float32"):
+        fit(small(), (X.double(), y), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="data: X is torch.float64"):
+        evaluate(small(), (X.double(), y))
+    # float or (N, 1) labels: were "expected target dtype to be Long" or a scatter index error
+    for bad in (y.float(), y[:, None]):
+        with pytest.raises(ValueError, match="y must be a 1-D tensor of integer class labels"):
+            fit(small(), (X, bad), epochs=1, progress=False)
+    # int32 labels (numpy's default integer on Windows) failed with cross-entropy only
+    a = fit(small(), (X, y.int()), test_data=(X, y.to(torch.uint8)), epochs=1, batch_size=20,
+            progress=False)
+    b = fit(small(), (X, y), test_data=(X, y), epochs=1, batch_size=20, progress=False)
+    assert a["train_loss"] == b["train_loss"] and a["test_error"] == b["test_error"]
+
+
 def test_latent_weights_stay_clipped_during_training():
     class Check:
         def on_step_end(self, state):
