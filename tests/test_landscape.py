@@ -215,6 +215,25 @@ def test_underparameterized_runs_keep_training_error():
     assert set(e.label) <= set(L.LABELS)
 
 
+@pytest.mark.parametrize("exact_max", [600, 0])
+def test_diverged_runs_are_not_converged_not_global(exact_max):
+    """GD with too large a step: 5 of 8 runs blow up to NaN. A NaN output classifies nothing
+    (error was 0, as y·NaN ≤ 0 is False, so they were labelled global); such a run is
+    not converged, without a spectrum (with spectra="all" eigvalsh raised on the batch)."""
+    X, y = small_data()
+    kw = dict(optimizer="gd", lr=1.5, max_steps=300, hessian_max=exact_max)
+    e = L.train_many(X, y, 4, 8, **kw)
+    diverged = ~e.loss.isfinite()
+    assert 0 < diverged.sum() < 8
+    assert (e.error[diverged] == 1).all()
+    assert [lab for lab, d in zip(e.label, diverged) if d] == ["not_converged"] * diverged.sum()
+    assert e.lam_min[diverged].isnan().all() and e.lam_max[diverged].isnan().all()
+    assert e.lam_min[~diverged].isfinite().all() and e.lam_max[~diverged].isfinite().all()
+    assert L.train_many(X, y, 4, 8, spectra="needed", **kw).label == e.label
+    nan_out = torch.tensor([[math.nan, 2.0, -1.0]], dtype=D)
+    assert L.training_error(nan_out, torch.ones(3, dtype=D)).tolist() == [2 / 3]
+
+
 @pytest.mark.parametrize("n, d0, width, exact_max", [(8, 1, 1, 600), (12, 2, 3, 600),
                                                      (12, 2, 3, 0)])
 def test_spectra_needed_gives_the_same_classes_and_eigenvalues(n, d0, width, exact_max):

@@ -48,7 +48,7 @@ LABELS = ("global", "suboptimal", "saddle", "kink", "not_converged")
 differentiable local minimum (small gradient, PSD Hessian, nonzero training error, no sample
 at a kink); saddle (small gradient, a negative Hessian eigenvalue); kink (nonzero error,
 stalled next to a non-differentiable point, where the gradient need not vanish); not
-converged (everything else)."""
+converged (everything else, diverged runs among them)."""
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -227,7 +227,8 @@ def hessian_extremes(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str
                      only: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """λ_min and λ_max of ∇²L per run (R,), (R,): exact eigenvalues when P ≤ exact_max,
     otherwise Lanczos (scipy eigsh on Hessian-vector products). only: a bool mask (R,) of
-    the runs to compute, NaN for the others (default: all runs)."""
+    the runs to compute, NaN for the others (default: all runs) and for diverged runs
+    (non-finite weights or Hessian)."""
     X, y = _check_data(X, y)
     R, P = W.shape[0], W.shape[1] * (W.shape[2] + 1)
     only = torch.ones(R, dtype=torch.bool) if only is None else only
@@ -237,6 +238,12 @@ def hessian_extremes(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str
         return lam_min, lam_max
     if P <= exact_max:
         H = hessians(W, z, X, y, activation, slope, loss)  # all R: a subset rounds differently
+        # a diverged run has no spectrum (NaN), and one non-finite matrix fails eigvalsh's batch
+        diverged = ~H.isfinite().flatten(1).all(1)
+        H[diverged] = 0.0
+        only = only & ~diverged
+        if not only.any():
+            return lam_min, lam_max
         # eigvalsh, the costly part, from the first run asked for to the last only. MKL's
         # rounding depends on where a matrix lies in memory (its offset r·P²·8 bytes, modulo
         # 64), so the slice starts at a multiple of 8 runs: bit for bit eigvalsh(H)[only]
@@ -244,6 +251,9 @@ def hessian_extremes(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str
         first, last = int(asked[0]) // 8 * 8, int(asked[-1]) + 1
         lam = torch.linalg.eigvalsh(H[first:last])[only[first:last]]
         lam_min[only], lam_max[only] = lam[:, 0], lam[:, -1]
+        return lam_min, lam_max
+    only = only & flatten(W, z).isfinite().all(1)  # a diverged run has no spectrum (NaN)
+    if not only.any():
         return lam_min, lam_max
     s = _slope(activation, slope)
     theta = flatten(W, z).to(DTYPE)[only]
@@ -269,6 +279,7 @@ def classify(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, lam_m
              psd_tol: float = 1e-6) -> list[str]:
     """The class (one of LABELS) of each endpoint, from its measured quantities (all (R,)):
 
+    not converged: a non-finite loss (the run diverged);
     global: zero training error, or loss ≤ loss_floor;
     otherwise, if ‖∇L‖ ≤ grad_tol: kink if some sample is within kink_tol of a kink
     (relative, see `kink_margin`), saddle if λ_min < −psd_tol·max(1, λ_max), else a
@@ -280,7 +291,9 @@ def classify(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, lam_m
     labels = []
     for e, L, g, k, lo, hi in zip(error.tolist(), loss.tolist(), grad_norm.tolist(),
                                   kink.tolist(), lam_min.tolist(), lam_max.tolist()):
-        if e == 0 or L <= loss_floor:
+        if not math.isfinite(L):  # diverged (NaN or infinite loss): no class but this one
+            labels.append("not_converged")
+        elif e == 0 or L <= loss_floor:
             labels.append("global")
         elif g <= grad_tol:
             if k < kink_tol:

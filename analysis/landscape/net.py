@@ -155,8 +155,9 @@ def forward(W: Tensor, z: Tensor, X: Tensor, slope: float = 0.1) -> tuple[Tensor
 
 
 def training_error(f: Tensor, y: Tensor) -> Tensor:
-    """Fraction of samples with y_n f(x_n) ≤ 0, per run: (R, N) -> (R,)."""
-    return (y * f <= 0).to(DTYPE).mean(-1)
+    """Fraction of samples with y_n f(x_n) ≤ 0 or NaN (a diverged net classifies nothing),
+    per run: (R, N) -> (R,)."""
+    return (~(y * f > 0)).to(DTYPE).mean(-1)
 
 
 def _loss_terms(f: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Tensor]:
