@@ -192,3 +192,18 @@ def test_per_channel_with_a_fixed_clip_is_refused_and_shown_in_repr():
                        "per_channel=True)")
     x = torch.tensor([[0.0, 1.0], [0.0, 10.0]])
     assert q(x).tolist() == [[0.25, 0.75], [2.5, 7.5]]
+
+
+@pytest.mark.parametrize("dtype, scale", [(torch.float32, 1e-9), (torch.float16, 1e-5)])
+def test_minmax_range_keeps_a_narrow_range_as_it_is(dtype, scale):
+    """Not only a zero-width range was widened: any range narrower than ε·max(1, |lo|) was, so
+    values of about 1e-9 in float32 (gradients, say) got [−4.6e-9, 1.1e-7]: 17 of the 256
+    levels of 8 bits used, a 13% rms error; at 1e-10, 2 levels and a 148% error."""
+    x = (torch.randn(10_000, generator=torch.Generator().manual_seed(0)) * scale).to(dtype)
+    lo, hi = minmax_range(x)
+    assert lo.item() == -x.abs().max().item() and hi.item() == x.abs().max().item()
+    lo, hi = minmax_range(x, symmetric=False)
+    assert lo.item() == x.min().item() and hi.item() == x.max().item()
+    q = UniformQuantizer(8, clip=None)(x).float()
+    assert ((q - x.float()).norm() / x.float().norm()).item() < 0.02
+    assert q.unique().numel() > 150
