@@ -8,6 +8,7 @@ import torch
 
 from analysis import clipping as C
 from analysis import data, models
+from analysis.quant import quantize_uniform
 from analysis.training import evaluate, fit
 
 
@@ -117,3 +118,24 @@ def test_ptq_cli_on_a_run_folder(tmp_path, digits, capsys):
     assert all(0 <= r["accuracy"] <= 1 for r in rows)
     assert C.ptq_cli(["--run", str(tmp_path / "missing")]) == 2
     assert np.isfinite([r["accuracy"] for r in rows]).all()
+
+
+def test_a_constant_weight_channel_gets_a_range():
+    """Widened by a float64 `tiny` (10⁻⁶ of the largest channel scale, 10⁻¹⁸ when every channel
+    is constant), a constant channel's range [c, c + tiny] collapsed to [c, c] in float32, and
+    quantize_uniform refused it: quantize_model raised 'needs finite lo < hi' on any model with
+    a Linear(1, n) (one weight per output channel), and per channel on a channel of 3.0s."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                torch.nn.ReLU(), torch.nn.Linear(8, 1)).eval()
+    x = torch.randn(200, 1, generator=torch.Generator().manual_seed(1))
+    for method in ("minmax", "aciq"):
+        q = C.quantize_model(model, x, C.PTQConfig(4, 4, method=method))
+        assert torch.allclose(q[0].weight, model[0].weight, rtol=1e-6)  # one value a channel: kept
+    w = torch.randn(4, 16, generator=torch.Generator().manual_seed(2)) * 0.1
+    w[0] = 3.0
+    for method in ("minmax", "aciq"):
+        bits, lo, hi = C.clip_ranges(w, 4, method, dim=0, relu=False)
+        assert lo.dtype == torch.float32 and (hi > lo).all()
+        w_q = quantize_uniform(w, 4, lo[:, None], hi[:, None])
+        assert torch.allclose(w_q[0], w[0], rtol=1e-6)

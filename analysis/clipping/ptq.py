@@ -111,13 +111,16 @@ def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = No
         delta = 2 * alpha / (2.0 ** (torch.from_numpy(ch_bits).double() + 1) - 1)
         lo, hi = -delta / 2, alpha  # relu_range, vectorized
     elif method == "minmax":
-        lo, hi = st["min"], torch.maximum(st["max"], st["min"] + tiny)
+        lo, hi = st["min"], st["max"]
     else:
         lo, hi = torch.maximum(st["mu"] - alpha, st["min"]), torch.minimum(st["mu"] + alpha, st["max"])
-        hi = torch.maximum(hi, lo + tiny)
+    # a constant channel's [c, c] widened as in `minmax_range`, in x's dtype: c + tiny in
+    # float64 would round back to c in float32
+    lo, hi = lo.to(x.dtype), hi.to(x.dtype)
+    hi = torch.where(hi > lo, hi, lo + torch.finfo(x.dtype).eps * lo.abs().clamp(min=1))
     if dim is None:
-        return int(ch_bits[0]), lo[0].to(x.dtype), hi[0].to(x.dtype)
-    return ch_bits, lo.to(x.dtype), hi.to(x.dtype)
+        return int(ch_bits[0]), lo[0], hi[0]
+    return ch_bits, lo, hi
 
 
 @dataclass(frozen=True)
