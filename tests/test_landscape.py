@@ -343,6 +343,19 @@ def test_make_data_sets():
         L.make_data("mnist5k", 5, 6)
 
 
+def test_markdown_table_shows_a_diverged_median_loss():
+    """A sweep row of runs that diverged has median_loss NaN (or inf): the table shows it;
+    it raised 'cannot convert float NaN to integer' after the whole sweep had run."""
+    X, y = small_data()
+    e = L.train_many(X, y, 4, 8, optimizer="gd", lr=1.5, max_steps=300, spectra="needed")
+    row = {"data": "random", **e.summary()}
+    assert math.isnan(row["median_loss"])
+    lines = L.markdown_table([row, dict(row, median_loss=math.inf, mean_error=0.25)]).splitlines()
+    col = L.TABLE_COLUMNS.index("median_loss") + 1
+    assert [line.split("|")[col].strip() for line in lines[2:]] == ["nan", "inf"]
+    assert lines[3].split("|")[L.TABLE_COLUMNS.index("mean_error") + 1].strip() == "0.25"
+
+
 # --------------------------------------------------------------------------- slices
 
 def test_interpolation_and_slice_pass_through_the_points():

@@ -8,6 +8,7 @@ nets", NeurIPS 2018).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -161,7 +162,7 @@ def sweep(data: str, widths: tuple[int, ...], runs: int, n: int, d0: int, seed: 
 
 
 def _cell(value) -> str:
-    if isinstance(value, float):
+    if isinstance(value, float) and math.isfinite(value):  # nan, inf (diverged runs) as str
         return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}".rstrip("0") \
             .rstrip(".") if value != int(value) or abs(value) >= 1e6 else str(int(value))
     return str(value)
