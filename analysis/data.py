@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analysis.checks import check_choice
+from analysis.checks import check_choice, check_count
 
 SPLITS = ("train", "test")
 
@@ -240,8 +240,9 @@ def _load_separable(split: str, n: int = 200, d: int = 2, margin: float = 0.5,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two clouds, y_n ∈ {0, 1}: x_n = z_n + s_n w*, z_n ~ N(0, I) in the plane ⊥ w*, and
     s_n = ±(margin + 1 + g) with g ~ N(0, 1) truncated at -1, so y±·<w*, x_n> >= margin."""
-    if n < 2 or d < 1 or margin < 0:
-        raise ValueError(f"separable needs n >= 2, d >= 1, margin >= 0; got {n}, {d}, {margin}")
+    n, d = check_count("n", n, minimum=2), check_count("d", d)
+    if not margin >= 0:
+        raise ValueError(f"separable needs margin >= 0, got {margin}")
     rng = _rng(seed, split)
     w = separable_direction(d, seed).double().numpy()
     y = rng.permutation(np.arange(n) % 2)
@@ -286,9 +287,9 @@ def _load_teacher(split: str, n: int = 1000, d: int = 20, hidden: int = 4,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Binary classification: x ~ N(0, I_d), y = 1[f*(x) > 0], each label then flipped
     with probability `noise`. The teacher is the same for train and test."""
-    if n < 1 or d < 1 or hidden < 1 or not 0 <= noise <= 0.5:
-        raise ValueError(f"teacher needs n, d, hidden >= 1 and noise in [0, 0.5]; "
-                         f"got n={n}, d={d}, hidden={hidden}, noise={noise}")
+    n, d, hidden = check_count("n", n), check_count("d", d), check_count("hidden", hidden)
+    if not 0 <= noise <= 0.5:
+        raise ValueError(f"teacher needs noise in [0, 0.5], got {noise}")
     rng = _rng(seed, split)
     X = rng.standard_normal((n, d))
     y = (teacher_output(torch.as_tensor(X), hidden, activation, seed).numpy() > 0).astype(int)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import struct
 import tarfile
 import urllib.error
@@ -355,6 +356,22 @@ def test_teacher_labels_follow_the_teacher():
     assert torch.equal(yt, (f > 0).long()) and 0.2 < y.float().mean() < 0.8
     _, noisy = data.load("teacher", noise=0.2, **opts)
     assert 0.1 < (noisy != y).float().mean() < 0.3
+
+
+@pytest.mark.parametrize("name, option, message", [
+    ("separable", {"n": 2.5}, "n must be an integer >= 2, got 2.5"),
+    ("separable", {"n": 100.0}, "n must be an integer >= 2, got 100.0"),
+    ("separable", {"d": 2.0}, "d must be a positive integer, got 2.0"),
+    ("teacher", {"n": 2.5}, "n must be a positive integer, got 2.5"),
+    ("teacher", {"n": True}, "n must be a positive integer, got True"),
+    ("teacher", {"hidden": 3.0}, "hidden must be a positive integer, got 3.0"),
+    ("teacher", {"noise": 0.7}, "noise in [0, 0.5]"),
+])
+def test_synthetic_sizes_must_be_counts(name, option, message):
+    """Were TypeErrors from inside numpy that named no option ('float' object cannot be
+    interpreted as an integer), and a mix of both for n=True."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        data.load(name, **option)
 
 
 def test_batches_cover_once_and_are_seeded():
