@@ -27,6 +27,7 @@ import inspect
 import io
 import os
 import pickle
+import sys
 import tarfile
 import tempfile
 import urllib.error
@@ -546,7 +547,7 @@ def cli(argv: list[str]) -> int:
             try:
                 paths = fetch(name)
             except (ChecksumError, DatasetNotAvailable) as e:
-                print(f"error: {e}")
+                print(f"error: {e}", file=sys.stderr)
                 return 1
             print(f"{name}: ok ({', '.join(str(p) for p in paths)})")
         return 0
