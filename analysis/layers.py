@@ -77,7 +77,9 @@ class _Quantized:
 class QuantLinear(_Quantized, nn.Linear):
     """y = Q_x(x) · Q_w(W)ᵀ (+ b). With both quantizers None it is an ordinary Linear.
 
-    clip_weights: clip the latent weights W to [−1, 1] after each optimizer step (BNN rule).
+    clip_weights: clip the latent weights W after each optimizer step to the kernel quantizer's
+    range [−α, α] (UniformQuantizer(clip=α)), else to [−1, 1] (the BNN rule); see
+    `clip_latent_weights_`.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False,
@@ -132,14 +134,18 @@ def BinarizedConv2d(in_channels: int, out_channels: int, kernel_size, stride=1, 
 
 
 @torch.no_grad()
-def clip_latent_weights_(model: nn.Module, bound: float = 1.0) -> None:
-    """W ← clip(W, −bound, bound) for every quantized layer with `clip_weights` (in place).
+def clip_latent_weights_(model: nn.Module, bound: float | None = None) -> None:
+    """W ← clip(W, −b, b) for every quantized layer with `clip_weights` (in place), with
+    b = `bound` if given, else the kernel quantizer's fixed range α (UniformQuantizer(clip=α)),
+    else 1 (the BNN rule, [−1, 1] being where sign's straight-through gradient passes).
 
     The training loop calls this after every optimizer step: one mechanism for all layers.
     """
     for m in model.modules():
         if isinstance(m, _Quantized) and m.clip_weights:
-            m.weight.clamp_(-bound, bound)
+            # past α the gradient is zero (the weight would stick); below it, levels out of reach
+            b = bound if bound is not None else getattr(m.kernel_quantizer, "clip", None) or 1.0
+            m.weight.clamp_(-b, b)
 
 
 class quantized_operands:

@@ -381,3 +381,25 @@ def test_model_size_counts_a_shared_weight_once():
     b.weight = a.weight  # tied weights (was counted twice in "deployed")
     size = models.model_size_bytes(nn.Sequential(a, b))
     assert size == {"float": 8 * 8 * 4, "deployed": 8 * 8 * 4}
+
+
+def test_latent_weights_are_clipped_to_the_kernel_quantizers_range():
+    """clip_latent_weights_ clipped every quantized layer to [−1, 1] whatever its quantizer:
+    with UniformQuantizer(4, clip=2.0) the weights could never pass ±1, so 8 of the 16 levels
+    (±1.125 … ±1.875) were out of reach; with clip=0.5 they drifted past 0.5, where the
+    straight-through gradient is zero, and stayed there."""
+    wide = QuantLinear(4, 4, kernel_quantizer=UniformQuantizer(4, clip=2.0))
+    narrow = QuantLinear(4, 4, kernel_quantizer=UniformQuantizer(2, clip=0.5))
+    binary = QuantLinear(4, 4, kernel_quantizer="sign")
+    model = nn.Sequential(wide, narrow, binary)
+    for values in (torch.tensor([-3.0, -1.7, 0.3, 1.7]), torch.tensor([-0.9, -0.2, 0.7, 5.0])):
+        with torch.no_grad():
+            for m in model:
+                m.weight.copy_(values.expand(4, 4))
+        clip_latent_weights_(model)
+        assert wide.weight[0].tolist() == values.clamp(-2, 2).tolist()
+        assert narrow.weight[0].tolist() == values.clamp(-0.5, 0.5).tolist()
+        assert binary.weight[0].tolist() == values.clamp(-1, 1).tolist()
+    assert wide.kernel_quantizer(wide.weight)[0, -1].item() == 1.875  # the top level is reachable
+    clip_latent_weights_(model, bound=0.25)  # an explicit bound still holds for every layer
+    assert all(m.weight.abs().max().item() == 0.25 for m in model)
