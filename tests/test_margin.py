@@ -47,6 +47,22 @@ def test_svm_satisfies_kkt_and_matches_sklearn(d):
     assert set(check.support) == set(svm.support)
 
 
+@pytest.mark.parametrize("scale", [1e-7, 1e-5, 1e3])
+def test_svm_does_not_depend_on_the_scale_of_the_data(scale):
+    """x → c·x gives ŵ → ŵ/c, γ → c·γ, α → α/c². The solver's test ‖r‖² = 1/(1 + ‖ŵ‖²) < 1e-12
+    called data with ‖ŵ‖ > 10⁶ not separable (c = 1e-7), and lost digits before (ŵ off by
+    6e-7 at c = 1e-5)."""
+    svm = M.hard_margin_svm(scale * X_KNOWN, Y_KNOWN)
+    np.testing.assert_allclose(scale * svm.w, [1.0, 0.0], atol=1e-12)
+    assert svm.margin == pytest.approx(scale, rel=1e-12)
+    np.testing.assert_allclose(scale**2 * svm.alpha[:2], [0.5, 0.5], rtol=1e-12)
+    assert list(svm.support) == [0, 1]
+    X, y = separable(n=30, d=4, seed=1)
+    ref = M.multiclass_svm(X, (y > 0).astype(int))
+    small = M.multiclass_svm(scale * X, (y > 0).astype(int))
+    np.testing.assert_allclose(scale * small.w, ref.w, rtol=1e-9, atol=1e-12)
+
+
 def test_labels_zero_one_and_torch_accepted():
     X, y = data.load("separable", n=30, d=3, seed=1)
     a = M.max_margin_direction(X, y)  # torch tensors, labels {0, 1}

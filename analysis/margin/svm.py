@@ -41,10 +41,13 @@ def _least_distance(G: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarra
     Solve the NNLS problem min_{u ≥ 0} ‖E u − f‖, E = [Gᵀ; hᵀ], f = (0, …, 0, 1); with the
     residual r = E u − f, the solution is w = −r_{1:d}/r_{d+1} and the multipliers are
     λ = u/‖r‖² (w = Gᵀλ). ‖r‖ = 0 means the constraints are incompatible.
+    Since ‖r‖² = 1/(1 + ‖w‖²), G is first divided by c = max|G_ij| (then w = w'/c, λ = λ'/c²):
+    on data of small scale (‖w‖ ≥ 10⁶) ‖r‖ lost its digits and looked like 0.
     Returns (w, λ); raises NotSeparableError when infeasible.
     """
     m, d = G.shape
-    E = np.vstack([G.T, h[None, :]])
+    c = float(np.max(np.abs(G))) or 1.0
+    E = np.vstack([G.T / c, h[None, :]])
     f = np.zeros(d + 1)
     f[-1] = 1.0
     u, _ = optimize.nnls(E, f, maxiter=50 * (m + d + 1))
@@ -52,10 +55,10 @@ def _least_distance(G: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarra
     rr = float(r @ r)
     if rr < 1e-12 or r[-1] >= 0:
         raise NotSeparableError("no w satisfies the constraints")
-    w = -r[:d] / r[-1]
+    w = -r[:d] / (r[-1] * c)
     if np.min(G @ w - h) < -1e-6 * max(1.0, float(np.max(np.abs(h)))):
         raise NotSeparableError("no w satisfies the constraints")
-    return w, u / rr
+    return w, u / (rr * c * c)
 
 
 def _support(alpha: np.ndarray) -> np.ndarray:
