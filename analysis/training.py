@@ -331,7 +331,7 @@ def fit(
     if test_data is not None:
         test_data = _check_data(test_data, "test_data", model)
     check_count("epochs", epochs)
-    check_count("batch_size", batch_size)
+    batch_size = min(check_count("batch_size", batch_size), len(X))  # B > N: one batch of all N
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be None or a positive gradient norm, got {grad_clip!r}")
     loss_fn = _loss_fn(loss)

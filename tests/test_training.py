@@ -215,6 +215,15 @@ def test_lr_scaling_scales_the_whole_exp_schedule():
     assert h["lr"] == pytest.approx([0.2, 0.2 * 0.1 ** 0.5, 0.02])
 
 
+def test_large_batch_recipe_uses_the_batch_really_used_when_it_exceeds_the_data():
+    X, y = blobs(400)
+    h = fit(small(), (X, y), epochs=1, batch_size=1600, base_batch_size=100, lr=0.1,
+            lr_scaling="sqrt", regime_adaptation=True, progress=False)
+    # one batch of 400 per epoch: B/B_small = 4, as many updates as 1 epoch at batch 100
+    # (was B/B_small = 16 from the nominal 1600: lr 0.4 and 16 epochs, 16 updates)
+    assert h["lr"] == pytest.approx([0.2] * 4) and h.final["updates"] == 4
+
+
 def test_squared_hinge_matches_definition():
     s = torch.tensor([[2.0, -0.5], [0.0, 0.3]])
     y = torch.tensor([0, 1])
