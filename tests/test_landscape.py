@@ -341,6 +341,12 @@ def test_make_data_sets():
     torch.testing.assert_close(X.std(0), torch.ones(4, dtype=D))
     with pytest.raises(ValueError, match="components"):
         L.make_data("mnist5k", 5, 6)
+    # n centred digits have n − 1 components: the n-th was rounding noise (singular value
+    # ~1e-13) scaled up to unit variance, a feature that depends on the BLAS
+    X, _ = L.make_data("mnist5k", 8, 7)
+    assert torch.linalg.svdvals(X).min() > 1.0
+    with pytest.raises(ValueError, match="more than the 7 principal components of 8"):
+        L.make_data("mnist5k", 8, 8)
 
 
 def test_markdown_table_shows_a_diverged_median_loss():

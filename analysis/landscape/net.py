@@ -88,9 +88,13 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
                              f"{classes}; asked for n={n}")
         X, label = X[:n], label[:n].to(DTYPE)
         Xc = X - X.mean(0)
-        _, _, Vh = torch.linalg.svd(Xc, full_matrices=False)
-        if d0 > Vh.shape[0]:
-            raise ValueError(f"d0={d0} is more than the {Vh.shape[0]} components of {n} digits")
+        _, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
+        # centring leaves at most n − 1 components; scaling one of variance ~0 to unit
+        # variance would make a feature of rounding noise
+        rank = int((S > S[0] * max(Xc.shape) * torch.finfo(DTYPE).eps).sum())
+        if d0 > rank:
+            raise ValueError(f"d0={d0} is more than the {rank} principal components of {n} "
+                             "centred digits (at most n − 1)")
         Z = Xc @ Vh[:d0].T
         return Z / Z.std(0), label
     raise AssertionError(f"make_data has no branch for {name!r}, which DATASETS lists")
