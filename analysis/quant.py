@@ -148,6 +148,14 @@ def quantize_uniform(
     work = torch.promote_types(x.dtype, torch.float32)
     lo_t = torch.as_tensor(lo, dtype=work, device=x.device)
     hi_t = torch.as_tensor(hi, dtype=work, device=x.device)
+    try:
+        shape = torch.broadcast_shapes(x.shape, lo_t.shape, hi_t.shape)
+    except RuntimeError:
+        shape = None
+    if shape != x.shape:  # torch would fail deep inside, or return a larger tensor than x
+        raise ValueError(f"lo and hi must broadcast to x's shape {tuple(x.shape)}, got shapes "
+                         f"{tuple(lo_t.shape)} and {tuple(hi_t.shape)} (per-channel ranges along "
+                         f"axis 0: shape (C, 1, …, 1))")
     if not (torch.isfinite(lo_t).all() and torch.isfinite(hi_t).all()) or (hi_t <= lo_t).any():
         raise ValueError(f"the clipping range needs finite lo < hi, got lo={lo}, hi={hi}")
     return _UniformSTE.apply(x, bits, lo_t, hi_t, stochastic, generator)

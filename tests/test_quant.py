@@ -207,3 +207,13 @@ def test_minmax_range_keeps_a_narrow_range_as_it_is(dtype, scale):
     q = UniformQuantizer(8, clip=None)(x).float()
     assert ((q - x.float()).norm() / x.float().norm()).item() < 0.02
     assert q.unique().numel() > 150
+
+
+def test_ranges_that_do_not_broadcast_to_x_are_a_clear_error():
+    """Per-channel ranges of shape (C,) for a (C, K) weight were a RuntimeError from inside
+    autograd ('size of tensor a (16) must match …'); ranges of shape (2, 1) for x of shape (3,)
+    silently returned a (2, 3) tensor."""
+    for x, lo in [(torch.randn(4, 16), -torch.ones(4)), (torch.randn(3), -torch.ones(2, 1))]:
+        with pytest.raises(ValueError, match=r"lo and hi must broadcast to x's shape .* \(C, 1, …, 1\)"):
+            quantize_uniform(x, 4, lo, -lo)
+    assert quantize_uniform(torch.randn(4, 16), 4, -torch.ones(4, 1), torch.ones(4, 1)).shape == (4, 16)
