@@ -4,7 +4,7 @@
                   lr_final=3e-4, loss="squared_hinge", run_dir="runs/bnn")
 
 What it does, in order, for every batch: forward, loss, backward, optional gradient
-clipping, optimizer step, latent-weight clipping of binarized layers (W ← clip(W, −1, 1)),
+clipping, optimizer step, latent-weight clipping of quantized layers (W ← clip(W, −α, α), α = 1 for sign),
 callbacks' `on_step_end`. After every epoch: evaluation, history row, callbacks'
 `on_epoch_end`, an atomic checkpoint (when `run_dir` is given) so that an interrupted run
 resumes with `resume=True` and loses at most the epoch in progress.
@@ -268,7 +268,8 @@ def evaluate(model: nn.Module, data, loss: str = "cross_entropy", batch_size: in
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: Tensor, yb: Tensor,
                loss_fn, grad_clip: float | None = None) -> tuple[Tensor, Tensor]:
     """One update: forward, loss, backward, optional gradient-norm clipping, optimizer step,
-    latent-weight clipping W ← clip(W, −1, 1). Returns (scores, loss), both detached.
+    latent-weight clipping W ← clip(W, −α, α) (`layers.clip_latent_weights_`; α = 1 for sign).
+    Returns (scores, loss), both detached.
 
     Raises TrainingDiverged, before any update, when the loss is NaN or infinite.
     """
