@@ -210,6 +210,25 @@ def test_fold_bn_sign_on_real_input() -> None:
         assert torch.equal(s * y >= t, bn(y) >= 0)
 
 
+@pytest.mark.parametrize("k", [None, 50])
+def test_fold_bn_sign_with_zero_gamma_where_the_ends_overflow(k: int | None) -> None:
+    """γ = 0: BN(y) = β for every y, so the unit's bit is sign(β). GhostBatchNorm1d computes
+    (y − μ)/σ·γ + β, NaN = ∞·0 at the ends y = ±3.4e38 of the real-input range when σ < 1;
+    the fold took the ends' NaN for the unit's sign and gave −1 where β ≥ 0."""
+    from analysis.layers import GhostBatchNorm1d
+
+    bn = GhostBatchNorm1d(4, ghost_size=10).eval()
+    with torch.no_grad():
+        bn.weight.zero_()
+        bn.bias.copy_(torch.tensor([0.5, -0.5, 0.0, 0.5]))
+        bn.running_var.copy_(torch.tensor([0.25, 0.25, 0.25, 4.0]))
+    s, t = xnor.fold_bn_sign(bn, k)
+    y = torch.randn(1000, 4, generator=torch.Generator().manual_seed(5)) * 100
+    y = y if k is None else y.round().clamp(-k, k)
+    with torch.no_grad():
+        assert torch.equal(s * y >= t, bn(y) >= 0)
+
+
 def random_bnn(width: int = 96, depth: int = 2, seed: int = 0) -> torch.nn.Module:
     from analysis import models
 

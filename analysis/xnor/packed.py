@@ -67,6 +67,10 @@ def fold_bn_sign(bn: nn.Module, k: int | None) -> tuple[Tensor, Tensor]:
     is int32; k=None: y is any float32 (real input) and t is float32 (±inf for units whose
     sign never changes). Returns (s, t), s = +1 where BN increases with y, −1 where it
     decreases (γ < 0), +1 where it is constant.
+
+    A unit with the same sign at both ends of the range takes its sign at y = 0: with γ = 0
+    it is sign(β) for every y a layer produces, but a batch-norm that computes
+    (y − μ)/σ·γ + β (GhostBatchNorm1d, say) gives NaN = ∞·0 at the ends y = ±3.4e38 when σ < 1.
     """
     n = bn.num_features
     device = bn.running_mean.device if getattr(bn, "running_mean", None) is not None else "cpu"
@@ -84,6 +88,7 @@ def fold_bn_sign(bn: nn.Module, k: int | None) -> tuple[Tensor, Tensor]:
     lo = torch.full((n,), lo0, dtype=torch.int64)
     hi = torch.full((n,), hi0, dtype=torch.int64)
     p_lo, p_hi = positive(lo), positive(hi)
+    p_zero = positive(torch.zeros(n, dtype=torch.int64))  # key 0 is y = +0.0 (and 0 for k)
     rising = p_hi & ~p_lo  # invariant: BN(lo) < 0 ≤ BN(hi)
     falling = p_lo & ~p_hi  # invariant: BN(lo) ≥ 0 > BN(hi)
     active = rising | falling
@@ -97,10 +102,10 @@ def fold_bn_sign(bn: nn.Module, k: int | None) -> tuple[Tensor, Tensor]:
     if k is None:
         inf = torch.tensor(float("inf"))
         t = torch.where(rising, value(hi), torch.where(falling, -value(lo), torch.zeros(())))
-        t = torch.where(active, t, torch.where(p_lo, -inf, inf)).to(torch.float32)
+        t = torch.where(active, t, torch.where(p_zero, -inf, inf)).to(torch.float32)
     else:
         t = torch.where(rising, hi, torch.where(falling, -lo, torch.zeros((), dtype=torch.int64)))
-        t = torch.where(active, t, torch.where(p_lo, torch.tensor(-k), torch.tensor(k + 1)))
+        t = torch.where(active, t, torch.where(p_zero, torch.tensor(-k), torch.tensor(k + 1)))
         t = t.to(torch.int32)
     return s, t
 
