@@ -1,5 +1,10 @@
+import inspect
+
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import nbformat
+import pytest
+from nbclient import NotebookClient
 
 from analysis.widgets import dashboard
 
@@ -58,3 +63,43 @@ def test_dashboard_status_says_computing_while_the_callback_runs_then_its_time()
         pass
     assert box.status.value == "<i>the callback failed: its error is below</i>"
     plt.close("all")
+
+
+def failing_callback(x: int = 1):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, x])
+    if x == 3:
+        raise RuntimeError("bad value 3")  # after the figure is made, as a plot function can
+    plt.show()
+    return fig, {"x": x}
+
+
+def test_a_failed_callback_leaves_no_figure_and_no_stale_result():
+    """A callback that fails after making its figure left it open in pyplot, and last_result
+    kept the previous setting's figure and numbers as if they were this one's."""
+    box = dashboard(failing_callback, {"x": W.IntSlider(value=1, min=0, max=5)})
+    before = plt.get_fignums()
+    with pytest.raises(RuntimeError, match="bad value 3"):
+        box.controls["x"].value = 3
+    assert plt.get_fignums() == before
+    assert box.last_result is None
+    box.controls["x"].value = 2
+    assert box.last_result[1] == {"x": 2} and plt.get_fignums() == before
+
+
+def test_in_a_notebook_a_failed_callback_shows_its_error_in_the_dashboard_only():
+    """In a kernel the Output widget shows the error (the statement that moved the slider goes
+    on); the half-drawn figure was drawn by the inline backend at the end of the cell, as a plot
+    of its own outside the dashboard (also when the dashboard's first drawing fails)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "%matplotlib inline\nimport ipywidgets as W\nimport matplotlib.pyplot as plt\n"
+        "from analysis.widgets import dashboard\n\n"
+        + inspect.getsource(failing_callback) +
+        "\nbox = dashboard(failing_callback, {'x': W.IntSlider(value=1, min=0, max=5)})\n"
+        "box.controls['x'].value = 3\n"
+        "print(box.status.value, box.last_result)")]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    assert [o.output_type for o in outputs] == ["stream"]  # no stray image/png beside it
+    assert outputs[0]["text"] == "<i>the callback failed: its error is below</i> None\n"

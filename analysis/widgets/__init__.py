@@ -53,10 +53,12 @@ class Dashboard(W.VBox):
     def values(self) -> dict:
         return {name: c.value for name, c in self.controls.items()}
 
-    def update(self) -> tuple:
-        """Run the callback with the current control values and show its figure."""
+    def update(self) -> tuple | None:
+        """Run the callback with the current control values and show its figure; its result, or
+        None (also in last_result) when it failed."""
         self.status.value = "<i>computing…</i>"
         start, ok = time.perf_counter(), False
+        before, self.last_result = set(plt.get_fignums()), None
         try:
             with self.output:  # in a notebook the Output widget shows a callback's error itself
                 self.output.clear_output(wait=True)
@@ -65,9 +67,10 @@ class Dashboard(W.VBox):
         finally:
             self.status.value = (f"<small>drawn in {time.perf_counter() - start:.2f} s</small>" if ok
                                  else "<i>the callback failed: its error is below</i>")
-        fig = self.last_result[0] if isinstance(self.last_result, tuple) else None
-        if fig is not None:
-            plt.close(fig)  # shown already; keep pyplot from holding every old figure
+            # shown already, or half drawn by a failed callback (which the inline backend would
+            # then draw outside the dashboard): pyplot keeps none of the callback's figures
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
         return self.last_result
 
     def _on_change(self, _change) -> None:
