@@ -145,6 +145,23 @@ def test_matmul_rejects_bad_inputs() -> None:
         xnor.unpack_bits(a, 300)
 
 
+def test_matmul_out_and_kernel_on_the_cpu() -> None:
+    """CPU tensors: `out` receives the product, as on a GPU (it was ignored, left as it was,
+    and a wrong out accepted), and `kernel` is checked (a typo ran on the CPU, failed on a GPU)."""
+    a = xnor.pack_bits(torch.ones(3, 100))
+    b = xnor.pack_bits(-torch.ones(2, 100))
+    out = torch.zeros(3, 2, dtype=torch.int32)
+    assert xnor.xnor_matmul(a, b, 100, out=out) is out
+    assert (out == -100).all()
+    for bad in (torch.zeros(3, 2), torch.zeros(2, 3, dtype=torch.int32), torch.zeros(7, dtype=torch.int32)):
+        with pytest.raises(ValueError, match="out must be a contiguous \\(3, 2\\) torch.int32"):
+            xnor.xnor_matmul(a, b, 100, out=bad)
+    with pytest.raises(ValueError, match="out is for torch tensors"):
+        xnor.xnor_matmul(a.numpy(), b.numpy(), 100, out=out)
+    with pytest.raises(ValueError, match="kernel must be 'auto' or one of"):
+        xnor.xnor_matmul(a, b, 100, kernel="fast")
+
+
 # ------------------------------------------------------------------ packed inference
 
 

@@ -116,23 +116,32 @@ def xnor_matmul(a_packed: Array, b_packed: Array, k: int, *, out: Tensor | None 
     `kernels/xnor_gemm.cu` (with a warning and the CPU reference where no GPU backend is
     installed): `kernel` "popc" (CUDA cores), "tc" (binary tensor cores, compute capability
     ≥ 8.0) or "auto" (see `gpu_kernel`). The result has the type and device of the inputs;
-    for CUDA tensors `out` (a contiguous (M, N) int32 tensor) receives it if given.
+    for torch tensors `out` (a contiguous (M, N) int32 tensor on their device) receives it if
+    given. `kernel` and `out` are checked on the CPU too, so code that passes them fails there
+    as it would on a GPU.
     """
+    from analysis.xnor.gpu import GPU_KERNELS, _check_out  # the launcher builds on this module
+
     k = _check_k(k)
+    if kernel not in ("auto", *GPU_KERNELS):
+        raise ValueError(f"kernel must be 'auto' or one of {sorted(GPU_KERNELS)}, got {kernel!r}")
     if isinstance(a_packed, Tensor) != isinstance(b_packed, Tensor):
         raise ValueError("a_packed and b_packed must both be numpy arrays or both torch tensors")
-    if isinstance(a_packed, Tensor):
-        if a_packed.device != b_packed.device:
-            raise ValueError(
-                f"a_packed is on {a_packed.device} but b_packed on {b_packed.device}: move one"
-            )
-        if a_packed.is_cuda:
-            from analysis.xnor.gpu import cuda_xnor_matmul  # the launcher builds on this module
+    if not isinstance(a_packed, Tensor):
+        if out is not None:
+            raise ValueError("out is for torch tensors; numpy inputs return a new int32 array")
+        return xnor_matmul_cpu(np.asarray(a_packed), np.asarray(b_packed), k)
+    if a_packed.device != b_packed.device:
+        raise ValueError(f"a_packed is on {a_packed.device} but b_packed on {b_packed.device}: move one")
+    if a_packed.is_cuda:
+        from analysis.xnor.gpu import cuda_xnor_matmul
 
-            return cuda_xnor_matmul(a_packed, b_packed, k, out, kernel)
-        out = xnor_matmul_cpu(a_packed.detach().numpy(), b_packed.detach().numpy(), k)
-        return torch.from_numpy(out)
-    return xnor_matmul_cpu(np.asarray(a_packed), np.asarray(b_packed), k)
+        return cuda_xnor_matmul(a_packed, b_packed, k, out, kernel)
+    result = torch.from_numpy(xnor_matmul_cpu(a_packed.detach().numpy(), b_packed.detach().numpy(), k))
+    if out is None:
+        return result
+    _check_out(out, tuple(result.shape), torch.int32, a_packed.device)
+    return out.copy_(result)
 
 
 def check_operands(a_shape: tuple, b_shape: tuple, k: int) -> tuple[int, int, int]:
