@@ -90,3 +90,18 @@ def test_benchmark_figures_from_json(tmp_path) -> None:
                  "xnor_speedup": {"xnor": 1.0, "baseline": 7.0}}
     assert "paper" in inference_figure(inference, xnor.PAPER).axes[0].get_title()
     assert xnor.committed_benchmarks(tmp_path / "missing") == []
+
+
+def test_committed_benchmarks_skip_a_malformed_file_with_a_warning(tmp_path) -> None:
+    """A file cut short, a JSON list or a folder named *.json is skipped with a warning naming
+    it; a JSONDecodeError naming no file stopped lesson 02 (AttributeError for the list)."""
+    good = {"benchmark": "bnn-inference", "device": "cuda", "gpu": {"name": "test"}}
+    (tmp_path / "a-good.json").write_text(json.dumps(good))
+    (tmp_path / "b-cut.json").write_text(json.dumps(good)[:20])
+    (tmp_path / "c-list.json").write_text("[1, 2]")
+    (tmp_path / "d-folder.json").mkdir()
+    with pytest.warns(UserWarning) as caught:
+        found = xnor.committed_benchmarks(tmp_path)
+    assert [r["file"] for r in found] == ["a-good.json"]
+    said = " ".join(str(w.message) for w in caught)
+    assert all(name in said for name in ("b-cut.json", "c-list.json", "d-folder.json"))

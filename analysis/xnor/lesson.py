@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +47,23 @@ def dot_by_xnor(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def committed_benchmarks(folder: str | Path | None = None) -> list[dict]:
-    """GPU results of `bench xnor` / `bench bnn-inference` committed as benchmarks/*.json."""
+    """GPU results of `bench xnor` / `bench bnn-inference` committed as benchmarks/*.json.
+
+    A file that is not a JSON object (cut short, a merge conflict left in it) is skipped with
+    a warning naming it, so that one bad file does not take the others' figures with it.
+    """
     folder = Path(folder) if folder is not None else Path(__file__).resolve().parents[2] / "benchmarks"
     results = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        result = json.loads(path.read_text())
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, UnicodeDecodeError
+            warnings.warn(f"{path}: not readable as JSON ({error}); skipped", stacklevel=2)
+            continue
+        if not isinstance(result, dict):
+            warnings.warn(f"{path}: a JSON {type(result).__name__}, not a benchmark result; skipped",
+                          stacklevel=2)
+            continue
         if result.get("benchmark") in ("xnor", "bnn-inference") and result.get("device") == "cuda":
             results.append({**result, "file": path.name})
     return results
