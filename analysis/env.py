@@ -106,9 +106,13 @@ def environment_report() -> dict[str, str]:
         import torch
 
         report["cpus"] += f" (torch uses {torch.get_num_threads()} threads)"
-        report["gpu"] = (f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-                         if torch.cuda.is_available() else
-                         "none (torch.cuda.is_available() is False): GPU cells use committed results")
+        if torch.cuda.is_available():
+            report["gpu"] = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+        elif not torch.backends.cuda.is_built():  # sees no GPU, whether the machine has one or not
+            report["gpu"] = (f"not usable: torch {torch.__version__} is a CPU-only build (the README's GPU "
+                             "section says which to install): GPU cells use committed results")
+        else:
+            report["gpu"] = "none (torch.cuda.is_available() is False): GPU cells use committed results"
     else:
         report["gpu"] = "unknown (torch does not import)"
     report["nvcc"] = shutil.which("nvcc") or "absent"

@@ -188,6 +188,21 @@ def test_a_torch_that_does_not_import_is_reported_not_raised(monkeypatch):
     assert report["cpus"] == str(os.cpu_count())
 
 
+@pytest.mark.parametrize("cuda_built, shown", [
+    (False, f"not usable: torch {metadata.version('torch')} is a CPU-only build (the README's GPU section "
+            "says which to install): GPU cells use committed results"),
+    (True, "none (torch.cuda.is_available() is False): GPU cells use committed results"),
+])
+def test_the_gpu_line_tells_a_cpu_only_torch_from_no_gpu(monkeypatch, cuda_built, shown):
+    """With a CPU-only build of torch (what the README's first command installs on the course
+    machines) it said 'none', also on a machine with a GPU and nvcc: the fix is another torch."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: cuda_built)
+    assert env.environment_report()["gpu"] == shown
+
+
 @pytest.mark.parametrize("value, shown", [
     ("1", "on (LESSONS_FAST=1)"), ("yes", "on (LESSONS_FAST=yes)"), ("0", "off"), ("false", "off"),
     ("maybe", "LESSONS_FAST='maybe' is not understood: set it to 1 for fast mode or 0 for normal mode"),
