@@ -207,7 +207,7 @@ def xnor(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="python -m analysis bench xnor", description=xnor.__doc__)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--sizes", type=_count(), nargs="*", default=None,
+    p.add_argument("--sizes", type=_count(), nargs="+", default=None,
                    help="square sizes M=N=K (default: GPU 1024..8192, CPU 256 512 1024)")
     p.add_argument("--batch", type=_count(), default=None,
                    help="batch M of the MNIST MLP's shapes (default GPU 10000, CPU 1000)")

@@ -86,6 +86,7 @@ def test_train_bad_model_or_dataset_is_a_clear_error(tmp_path):
     (["diffusion", "--repeat", "0"], "argument --repeat: must be >= 1, got 0"),
     (["xnor", "--sizes", "64", "-5"], "argument --sizes: must be >= 1, got -5"),
     (["xnor", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
+    (["xnor", "--sizes"], "argument --sizes: expected at least one argument"),
     (["bnn-inference", "--depth", "0"], "argument --depth: must be >= 1, got 0"),
     (["margin", "--steps", "10"], "argument --steps: must be >= 100, got 10"),
     (["minima", "--runs", "0"], "argument --runs: must be >= 1, got 0"),
