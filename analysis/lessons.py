@@ -58,6 +58,8 @@ def find_lessons(names: list[str] | None = None, folder: Path | None = None) -> 
     folder = folder or lessons_dir()
     every = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not names:
+        if not every:  # else `lessons run` ran nothing and said ok
+            raise ValueError(f"no lessons (NN_topic.ipynb) in {folder}")
         return every
     found = []
     for name in names:

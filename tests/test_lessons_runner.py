@@ -67,6 +67,21 @@ def test_find_lessons_by_number_and_unknown_name(tmp_path):
         find_lessons(["07"], tmp_path)
 
 
+def test_no_lessons_found_is_an_error_not_an_empty_success(tmp_path, monkeypatch, capsys):
+    """Where lessons_dir() finds none (the package installed without -e, run outside the
+    checkout: ./lessons then), `lessons run` ran nothing, printed an empty table and exited 0."""
+    from analysis import lessons
+
+    with pytest.raises(ValueError, match="no lessons"):
+        find_lessons(None, tmp_path)
+    monkeypatch.setattr(lessons, "lessons_dir", lambda: tmp_path / "lessons")
+    for action in ("run", "list"):
+        with pytest.raises(SystemExit) as exit_:
+            lessons.cli([action, "--fast"] if action == "run" else [action])
+        assert exit_.value.code == 2
+        assert f"no lessons (NN_topic.ipynb) in {tmp_path / 'lessons'}" in capsys.readouterr().err
+
+
 def test_a_lesson_number_means_that_lesson_only(tmp_path):
     """'0' is lesson 00 (it ran every lesson 0x), '1' is lesson 01 (it matched none), once each."""
     for name in ("00_start_here", "01_binarized_networks", "02_xnor_kernel"):
