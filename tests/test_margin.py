@@ -274,6 +274,50 @@ def test_bridge_solution():
         M.bridge_solution(X, y, 0)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_bridge_solution_keeps_the_direction_of_a_start_that_does_not_separate(seed):
+    """A start β0 with min y_n x_nᵀβ0 < 0 was divided by that negative number, i.e. flipped:
+    from β0 a hair off a stationary point β* (one point just misclassified) the old code
+    ended at another stationary point 65–86° away. A start orthogonal to the data (min ≈ 0)
+    or zero came back infeasible or NaN without a word."""
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((6, 16)), np.where(np.arange(6) % 2 == 0, 1.0, -1.0)
+    Z = y[:, None] * X
+    b = M.bridge_solution(X, y, 3)
+    k = int(np.argmin(Z @ b))
+    b0 = b - 1.05 * (Z[k] @ b) * Z[k] / (Z[k] @ Z[k])  # point k now slightly misclassified
+    assert (Z @ b0).min() < 0
+    found = M.bridge_solution(X, y, 3, beta0=b0)
+    assert np.degrees(M.angle_between(found, b)) < 1.0
+    assert (Z @ found).min() == pytest.approx(1.0, abs=1e-6)
+    orthogonal = np.linalg.svd(Z)[2][-1]  # Z·β0 ≈ 1e-16: was min margin −35 (L=2) or 0.75 (L=3)
+    for depth in (2, 3):
+        beta = M.bridge_solution(X, y, depth, beta0=orthogonal)
+        assert (Z @ beta).min() == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="beta0 must be a finite, nonzero vector.*zeros"):
+        M.bridge_solution(X, y, 2, beta0=np.zeros(16))  # was NaN
+
+
+def test_non_finite_inputs_are_a_value_error_naming_x():
+    """NaN/inf in X reached scipy's "array must not contain infs or NaNs", a false
+    "diverged; lower lr" (train_linear_net), a LinAlgError or an infinite β (smoothness)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4))
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+    X[:, 0] += y
+    k = np.arange(12) % 3
+    for bad in (np.nan, np.inf):
+        Xb = X.copy()
+        Xb[3, 2] = bad
+        calls = (lambda X: M.hard_margin_svm(X, y), lambda X: M.gradient_descent(X, y, steps=10),
+                 lambda X: M.smoothness(X, y), lambda X: M.train_linear_net(X, y, 2, steps=10),
+                 lambda X: M.bridge_solution(X, y, 2), lambda X: M.multiclass_svm(X, k),
+                 lambda X: M.gradient_descent_multiclass(X, k, steps=10))
+        for call in calls:
+            with pytest.raises(ValueError, match=r"X has 1 NaN or infinite .* index \(3, 2\)"):
+                call(Xb)
+
+
 def test_bad_values_raise_clear_errors():
     """Each of these used to be silently wrong or to fail with an unrelated message."""
     rng = np.random.default_rng(0)

@@ -38,9 +38,21 @@ def signed_labels(y) -> np.ndarray:
                      f"{sorted(values)[:5]}; for more classes use the multiclass functions")
 
 
+def _finite(X) -> np.ndarray:
+    """X as float64, or a ValueError naming X when it holds NaN or ±inf (which otherwise
+    surface as scipy's "array must not contain infs or NaNs", or as a false divergence)."""
+    X = np.asarray(X, dtype=np.float64)
+    bad = X.size - int(np.count_nonzero(np.isfinite(X)))
+    if bad:
+        raise ValueError(f"X has {bad} NaN or infinite value(s) (first at index "
+                         f"{tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])}); "
+                         "remove or impute them")
+    return X
+
+
 def _binary_data(X, y) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) -> (Z, y) with Z = y_n x_n as float64 rows."""
-    X = np.asarray(X, dtype=np.float64)
+    X = _finite(X)
     if X.ndim != 2:
         X = X.reshape(len(X), -1)
     y = signed_labels(y)

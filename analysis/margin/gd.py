@@ -22,6 +22,7 @@ from analysis.margin.common import (
     OPTIMIZERS,
     DivergenceError,
     _binary_data,
+    _finite,
     angle_between,
     signed_labels,
 )
@@ -401,7 +402,7 @@ def gradient_descent_multiclass(X, y, steps: int = 10_000, lr: float | None = No
     below 2/β. The record compares W(t)/‖W‖_F with the multi-class SVM direction; its
     margin is min_n min_{k≠y_n} (w_{y_n} − w_k)ᵀx_n/‖W‖_F and residual ‖W(t) − Ŵ log t‖.
     """
-    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    X = _finite(X).reshape(len(X), -1)
     y = multiclass_labels(y)
     svm = multiclass_svm(X, y) if svm is None else svm
     n, d = X.shape

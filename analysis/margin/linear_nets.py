@@ -203,14 +203,23 @@ def bridge_solution(X, y, depth: int, beta0: np.ndarray | None = None,
     (default: the SVM solution; give GD's predictor to find the stationary point it approaches).
     Solved by SLSQP on the smoothed penalty Σ_k (|β̂_k|² + ε)^{1/L}, with ε decreased along
     `eps` (a large first ε smooths the landscape and can jump to another stationary point).
-    Returns β scaled to margin 1: min_n y_n x_nᵀβ = 1.
+    A start that does not separate the data (min_n y_n x_nᵀβ0 ≤ 0, e.g. GD's predictor before
+    zero training error) is used as it is, not rescaled; SLSQP moves it to the feasible set.
+    Returns β scaled to margin 1: min_n y_n x_nᵀβ = 1; a ValueError when SLSQP ends without
+    a feasible point (try another start, or beta0=None).
     """
     Z, _ = _binary_data(X, y)
     check_count("depth", depth)
-    beta = hard_margin_svm(X, y).w if beta0 is None else np.asarray(beta0, dtype=np.float64)
-    beta = beta / float(np.min(Z @ beta))  # feasible start
     if depth == 1:
         return hard_margin_svm(X, y).w
+    beta = hard_margin_svm(X, y).w if beta0 is None else np.asarray(beta0, dtype=np.float64)
+    if beta.shape != (Z.shape[1],) or not np.all(np.isfinite(beta)) or not beta.any():
+        got = (f"shape {beta.shape}" if beta.shape != (Z.shape[1],) else
+               "zeros" if not beta.any() else "NaN or infinite values")
+        raise ValueError(f"beta0 must be a finite, nonzero vector of length d={Z.shape[1]}, got {got}")
+    m0 = float(np.min(Z @ beta))
+    if m0 > 0:  # feasible start on the margin; dividing by m0 ≤ 0 would flip or blow up β0
+        beta = beta / m0
     p = 1.0 / depth
     cons = {"type": "ineq", "fun": lambda b: Z @ b - 1.0, "jac": lambda b: Z}
     for e in eps:
@@ -222,7 +231,11 @@ def bridge_solution(X, y, depth: int, beta0: np.ndarray | None = None,
         res = optimize.minimize(penalty, beta, jac=True, method="SLSQP", constraints=[cons],
                                 options={"maxiter": 2000, "ftol": 1e-12})
         beta = res.x
-    return beta / float(np.min(Z @ beta))
+    m = float(np.min(Z @ beta))
+    if not (res.success and np.all(np.isfinite(beta)) and m > 0):
+        raise ValueError(f"SLSQP found no feasible point from this start ({res.message}; "
+                         f"min_n y_n x_nᵀβ = {m:.3g}): try another beta0, or beta0=None (the SVM)")
+    return beta / m
 
 
 @dataclass

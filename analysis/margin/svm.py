@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from analysis.margin.common import NotSeparableError, _binary_data
+from analysis.margin.common import NotSeparableError, _binary_data, _finite
 
 __all__ = ["MaxMargin", "hard_margin_svm", "max_margin_direction", "kkt_residuals", "multiclass_svm",
            "multiclass_labels"]
@@ -142,7 +142,7 @@ def multiclass_labels(y) -> np.ndarray:
 
 def _multiclass_constraints(X, y) -> tuple[np.ndarray, np.ndarray, int]:
     """Rows of G with G vec(W) = (w_{y_n} − w_k)ᵀ x_n for every n and k ≠ y_n."""
-    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    X = _finite(X).reshape(len(X), -1)
     y = multiclass_labels(y)
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
