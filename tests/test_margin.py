@@ -259,6 +259,21 @@ def test_depth_makes_conv_nets_sparse_in_frequency_not_fc_nets():
     assert rows[2]["fc_to_svm_deg"] < 10
 
 
+
+def test_a_linear_net_whose_loss_explodes_is_a_divergence_not_a_result():
+    """Lesson 05's Fourier-bias data, seed 4: at η = 0.5 the depth-3 conv net's loss jumps
+    from 4.35 to 2e34 at t = 2 and ends infinite; the run was returned (and tabulated) as if
+    it had converged. Now a DivergenceError; the default η = 0.25 converges on every seed."""
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((6, 16)), np.where(np.arange(6) % 2 == 0, 1.0, -1.0)
+    with pytest.raises(M.DivergenceError, match="conv net of depth 3 diverged at t=2"):
+        M.train_linear_net(X, y, 3, "conv", steps=1000, lr=0.5, seed=4)
+    record = M.train_linear_net(X, y, 3, "conv", steps=1000, seed=4)
+    assert np.all(np.isfinite(record.loss)) and record.loss[-1] < record.loss[0]
+    assert record.margin[-1] > 0  # separates the data
+    fb = M.fourier_bias(depths=(3,), seeds=range(8), steps=300)  # the lesson's 8 data sets
+    assert len(fb.sparsity[("conv", 3)]) == 8 and max(fb.angle_bridge[3]) < 30
+
 def test_bridge_solution():
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((5, 12)), np.array([1, -1, 1, -1, 1])

@@ -141,7 +141,7 @@ class NetRecord:
 
 
 def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
-                     lr: float = 0.5, init_scale: float = 0.3, normalized: bool = True,
+                     lr: float = 0.25, init_scale: float = 0.3, normalized: bool = True,
                      loss: str = "exponential", record: int | Sequence[int] = 10,
                      seed: int = 0) -> NetRecord:
     """Gradient descent on the layers of a depth-L linear net f(x) = ⟨x, β(θ)⟩ (no biases).
@@ -151,6 +151,10 @@ def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
     normalized: step η/(L(θ)·‖β‖^{2−2/L}) (normalized GD, Nacson et al. 2019: the same limit
     direction after far fewer steps; the ‖β‖ factor keeps the step stable as the degree-L
     homogeneous net grows); otherwise the fixed step η.
+
+    DivergenceError (a ValueError) as soon as the loss exceeds 1000 times its start (or 1):
+    at η = 0.5 deep nets often jump to losses of 10^4 to 10^34 in their first steps, and some
+    never come back (d = 16, n = 6: 9 of 48 runs of depth ≤ 3; none at the default η = 0.25).
     """
     check_choice("kind", kind, ("conv", "fc"))
     check_choice("loss", loss, LOSSES)
@@ -170,14 +174,22 @@ def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
         predictor, grads = fc_net_predictor, _fc_grads
     times = record_times(steps, record)
     betas = np.empty((len(times), d))
+    log_start = _logsumexp(_log_loss(Z @ predictor(params), loss))  # log Σ_n ℓ(m_n) at t = 0
+    log_limit = math.log(1e3) + max(log_start, math.log(n))  # mean loss 1000 x max(start, 1)
     t = 0
     with np.errstate(over="ignore", invalid="ignore"):
         for k, stop in enumerate(times):
-            for _ in range(int(stop) - t):
+            for step in range(t, int(stop)):
                 beta = predictor(params)
                 m = Z @ beta
+                log_total = _logsumexp(_log_loss(m, loss))
+                if not log_total <= log_limit:  # also NaN
+                    raise DivergenceError(
+                        f"{kind} net of depth {depth} diverged at t={step}: loss "
+                        f"{math.exp(min(log_total, 700.0)) / n:.3g} (started at "
+                        f"{math.exp(log_start) / n:.3g}) with lr={lr:g}; lower lr")
                 if normalized:  # ∇_β L / L with logs: e^{−m} underflows once the margin is large
-                    log_w = _log_psi(m, loss) - _logsumexp(_log_loss(m, loss))
+                    log_w = _log_psi(m, loss) - log_total
                     g = -(np.exp(log_w) @ Z) / max(1.0, float(beta @ beta)) ** (1 - 1 / depth)
                 else:
                     g = -(_psi(m, loss) @ Z) / n  # ∇_β L
@@ -265,7 +277,7 @@ class FourierBias:
 
 
 def fourier_bias(depths: Sequence[int] = (1, 2, 3), d: int = 16, n: int = 6,
-                 seeds: Sequence[int] = range(5), steps: int = 2000, lr: float = 0.5,
+                 seeds: Sequence[int] = range(5), steps: int = 2000, lr: float = 0.25,
                  init_scale: float = 0.3) -> FourierBias:
     """Train conv and fully connected linear nets of each depth on random data x_n ~ N(0, I_d),
     y_n = ±1 alternating (n < d: many separators), one data set per seed; measure the Fourier
