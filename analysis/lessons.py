@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 import time
@@ -151,7 +152,8 @@ def _execute(client, timeout: int) -> str | None:
         try:
             client.execute()
         except CellExecutionError as e:
-            outcome["error"] = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+            last = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+            outcome["error"] = re.sub(r"\x1b\[[0-9;]*m", "", last)  # the traceback's colours
         except CellTimeoutError:
             outcome["error"] = f"a cell ran longer than the timeout ({timeout} s)"
         except DeadKernelError as e:
