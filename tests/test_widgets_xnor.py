@@ -4,6 +4,7 @@ import io
 import json
 
 import matplotlib
+import matplotlib.colors
 
 matplotlib.use("Agg")
 
@@ -13,6 +14,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from analysis import xnor  # noqa: E402
+from analysis.plots import PALETTE  # noqa: E402
 from analysis.plots.xnor import benchmark_figure, inference_figure  # noqa: E402
 from analysis.widgets.xnor import xnor_callback, xnor_dashboard  # noqa: E402
 
@@ -86,9 +88,14 @@ def test_benchmark_figures_from_json(tmp_path) -> None:
     assert [line.get_label() for line in fig.axes[1].get_lines()][:3] == [
         "xnor vs xnor-popc", "xnor vs baseline", "xnor vs fp32"]
     assert "'tc' kernel" in fig._suptitle.get_text()
-    inference = {"depth": 3, "width": 4096, "batch": 10000, "seconds": {"xnor": 1.0, "baseline": 7.0},
-                 "xnor_speedup": {"xnor": 1.0, "baseline": 7.0}}
-    assert "paper" in inference_figure(inference, xnor.PAPER).axes[0].get_title()
+    names = ["xnor", "torch float", "baseline", "xnor-popc"]  # as bench bnn-inference writes them
+    inference = {"depth": 3, "width": 4096, "batch": 10000, "xnor_kernel": "tc", "gpu": {"name": "test"},
+                 "seconds": dict(zip(names, [1.0, 3.0, 7.0, 2.0])),
+                 "xnor_speedup": dict(zip(names, [1.0, 3.0, 7.0, 2.0]))}
+    ax = inference_figure(inference, xnor.PAPER).axes[0]
+    assert "paper" in ax.get_title() and "'tc' kernel" in ax.get_xlabel()
+    paper_grey = matplotlib.colors.to_rgba(PALETTE["paper"])
+    assert all(bar.get_facecolor() != paper_grey for bar in ax.patches)  # grey is the paper's
     assert xnor.committed_benchmarks(tmp_path / "missing") == []
 
 

@@ -10,8 +10,8 @@ from analysis.plots import PALETTE, new_figure
 
 __all__ = ["xnor_dot_figure", "benchmark_figure", "inference_figure"]
 
-_COLORS = {"xnor": PALETTE["binary"], "baseline": PALETTE["accent"], "fp32": PALETTE["float"],
-           "bf16": "#30638e", "torch float": PALETTE["float"]}
+_COLORS = {"xnor": PALETTE["binary"], "xnor-popc": "#e8919c", "baseline": PALETTE["accent"],
+           "fp32": PALETTE["float"], "bf16": "#30638e", "torch float": PALETTE["float"]}
 
 
 def xnor_dot_figure(a: np.ndarray, b: np.ndarray, steps: dict) -> Figure:
@@ -86,7 +86,7 @@ def inference_figure(result: dict, paper: dict | None = None) -> Figure:
     names = list(result["seconds"])
     fig, ax = new_figure(width=5.0)
     ms = [1e3 * result["seconds"][n] for n in names]
-    ax.bar(names, ms, color=[_COLORS.get(n, PALETTE["paper"]) for n in names])
+    ax.bar(names, ms, color=[_COLORS[n] for n in names])  # grey is kept for the paper
     for i, n in enumerate(names):
         ax.text(i, ms[i], f"{result['xnor_speedup'][n]:.1f}x", ha="center", va="bottom", fontsize=8)
     title = f"MLP {result['depth']}x{result['width']}, batch {result['batch']}"
@@ -94,7 +94,8 @@ def inference_figure(result: dict, paper: dict | None = None) -> Figure:
         title += f"\npaper: {paper['mlp_xnor_vs_baseline']:g}x xnor vs baseline (GTX 750)"
     gpu = result.get("gpu") or {}
     ax.set(ylabel="ms per batch (median)", title=title)
-    ax.set_xlabel(f"measured: {gpu.get('name', 'CPU')}, {result.get('machine', {}).get('date', '')}",
-                  fontsize=8)
+    kernel = f"; xnor = the '{result['xnor_kernel']}' kernel" if gpu and "xnor_kernel" in result else ""
+    ax.set_xlabel(f"measured: {gpu.get('name', 'CPU')}, {result.get('machine', {}).get('date', '')}"
+                  f"{kernel}", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return fig
