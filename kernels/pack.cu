@@ -48,7 +48,7 @@ extern "C" __global__ void pack_signs(const float* __restrict__ X, pack_word* __
  */
 __device__ __forceinline__ bool pack_fires(const int* y, const int* S, const int* T, int j, int N)
 {
-    return j < N && S[j] * y[j] >= T[j];
+    return j < N && (long long)S[j] * y[j] >= T[j]; /* in 64 bits: -1 * INT_MIN overflows int */
 }
 
 extern "C" __global__ void threshold_pack(const int* __restrict__ Y, const int* __restrict__ S,

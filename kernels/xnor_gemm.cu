@@ -14,6 +14,8 @@
  *                 offer AND + popc only (Hopper dropped XOR). For bits x (1 = +1) with
  *                 row popcounts pa = popc(a), pb = popc(b):
  *                     a·b = K - 2·pa - 2·pb + 4·popc(a AND b).
+ * Every count (accumulators, pa, pb) is at most K < 2^31, and the epilogue (xnor_dot) keeps
+ * every intermediate in [-K, K]: 2·popc or 4·popc(a AND b) alone would overflow int.
  *
  * Rows, columns and words outside M, N, W load as 0 and are never stored: any M, N, W.
  * Launch either: grid (ceil(N / XNOR_BN), ceil(M / XNOR_BM)), block (XNOR_THREADS).
@@ -62,6 +64,20 @@ __device__ __forceinline__ void xnor_load(const xnor_word* __restrict__ P, int r
     for (int j = 0; j < 4; ++j)
         if (col + j == W - 1)
             r[j] &= tail;
+}
+
+/* a·b from the d bits where a and b differ: K - 2d, as (K - d) - d (in [0, K], then [-K, K]);
+ * 2 * d would overflow int once d > 2^30 */
+__device__ __forceinline__ int xnor_dot(int K, int d)
+{
+    return K - d - d;
+}
+
+/* The same from popcounts pa, pb and c = popc(a AND b) (tensor cores): a and b differ on
+ * pa - c bits (a only) plus pb - c (b only), each term and their sum within [0, K]. */
+__device__ __forceinline__ int xnor_dot_and(int K, int pa, int pb, int c)
+{
+    return xnor_dot(K, (pa - c) + (pb - c));
 }
 
 /* 16-byte loads need every row start 16-byte aligned: W even and an aligned base */
@@ -155,7 +171,7 @@ xnor_gemm(const xnor_word* __restrict__ A, const xnor_word* __restrict__ B,
             for (int j = 0; j < XNOR_TN; ++j) {
                 const int n = n0 + tx + j * (XNOR_BN / XNOR_TN);
                 if (n < N)
-                    C[(long long)m * N + n] = K - 2 * (int)acc[i][j];
+                    C[(long long)m * N + n] = xnor_dot(K, (int)acc[i][j]);
             }
         }
     }
@@ -320,7 +336,7 @@ xnor_gemm_tc(const xnor_word* __restrict__ A, const xnor_word* __restrict__ B,
                     const int n = n0 + col;
                     if (n < N) {
                         const int pb = pop_b[2 * col] + pop_b[2 * col + 1];
-                        C[(long long)m * N + n] = K - 2 * pa - 2 * pb + 4 * acc[i][j][2 * half + e];
+                        C[(long long)m * N + n] = xnor_dot_and(K, pa, pb, acc[i][j][2 * half + e]);
                     }
                 }
             }

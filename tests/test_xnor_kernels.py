@@ -88,8 +88,15 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if gxx is None:
         pytest.skip("g++ not found: cannot run kernels/*.cu on the CPU emulation of CUDA")
     exe = tmp_path_factory.mktemp("emu") / "emu"
-    done = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing", "-x", "c++",
-                           str(EMU / "main.cpp"), "-o", str(exe)], capture_output=True, text=True)
+    # a signed overflow in a kernel (undefined behaviour) aborts the run, where g++ and the GPU
+    # would most often wrap silently; without the sanitizer's library, the build goes without it
+    trap = ["-fsanitize=signed-integer-overflow", "-fno-sanitize-recover=signed-integer-overflow"]
+    for flags in (trap, []):
+        done = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing", *flags,
+                               "-x", "c++", str(EMU / "main.cpp"), "-o", str(exe)],
+                              capture_output=True, text=True)
+        if "ubsan" not in done.stderr:
+            break
     if done.returncode != 0 and "barrier" in done.stderr:
         pytest.skip(f"g++ lacks C++20 <barrier>: {done.stderr[:200]}")
     assert done.returncode == 0, done.stderr
@@ -147,6 +154,34 @@ def test_emulated_xnor_gemm_equals_reference(emulator: Path, kernel: str, m: int
     np.testing.assert_array_equal(got, want)
 
 
+def epilogue_counts(k: int) -> list[tuple[int, int, int]]:
+    """(pa, pb, c = popc(a AND b)) of rows a, b of k bits: all +1, all −1, +1 on the even
+    bits, +1 on the first half, and random feasible counts."""
+    even, half = (k + 1) // 2, k // 2
+    counts = [(k, k, k), (k, 0, 0), (0, k, 0), (0, 0, 0), (k, even, even),
+              (even, half, (half + 1) // 2)]  # even bits and first half share the even bits below k//2
+    rng = np.random.default_rng(k)
+    for pa, pb in rng.integers(0, k + 1, (50, 2)).tolist():
+        counts.append((pa, pb, int(rng.integers(max(0, pa + pb - k), min(pa, pb) + 1))))
+    return counts
+
+
+@pytest.mark.parametrize("k", [2**30 + 100, 2**31 - 1])
+def test_emulated_xnor_epilogues_hold_for_large_k(emulator: Path, k: int) -> None:
+    """|C| ≤ K < 2^31 fits in int32, but the old epilogues K − 2d and K − 2pa − 2pb + 4c
+    overflowed int (undefined behaviour) once 2d, 2pa or 4c passed 2^31 − 1. A whole product at such
+    K would take the emulator hours (a 128 x 128 tile over 2^21 stages), so the two epilogues
+    run alone here on the counts such rows have; the emulator traps on signed overflow."""
+    pa, pb, c = np.array(epilogue_counts(k), dtype=np.int64).T
+    d = pa + pb - 2 * c  # popc(a XOR b): the bits where a and b differ
+    want = k - 2 * d  # exact, in int64
+    assert want.min() == -k and want.max() == k
+    kk = np.full(len(d), k, dtype=np.int32)
+    for kernel, counts in [("xnor_dot", (d,)), ("xnor_dot_and", (pa, pb, c))]:
+        out = emulate(emulator, kernel, [len(d)], kk, *(x.astype(np.int32) for x in counts))
+        np.testing.assert_array_equal(np.frombuffer(out, dtype=np.int32), want, err_msg=kernel)
+
+
 def test_emulated_baseline_gemm(emulator: Path) -> None:
     rng = np.random.default_rng(2)
     m, n, k = 19, 37, 50
@@ -175,6 +210,20 @@ def test_emulated_threshold_pack(emulator: Path, r: int, n: int) -> None:
     out = emulate(emulator, "threshold_pack", [r, n, w], y, s, t, np.full((r, w), 7, np.uint64))
     want = xnor.threshold_pack(torch.from_numpy(y), torch.from_numpy(s), torch.from_numpy(t))
     np.testing.assert_array_equal(np.frombuffer(out, np.int64).reshape(r, w), want.numpy())
+
+
+def test_emulated_threshold_pack_at_int32_limits(emulator: Path) -> None:
+    """S·Y is compared in 64 bits, as by the CPU rule: (−1)·(−2^31) overflowed int (undefined
+    behaviour; it wrapped to −2^31, and −2^31 ≥ T is false where 2^31 ≥ T is true)."""
+    lo, hi = -(2**31), 2**31 - 1
+    y = np.array([[lo, lo, hi, hi, lo, hi]], dtype=np.int32)
+    s = np.array([-1, 1, -1, 1, 1, -1], dtype=np.int32)
+    t = np.array([hi, lo + 1, lo, hi, lo, lo + 2], dtype=np.int32)
+    out = emulate(emulator, "threshold_pack", [1, 6, 1], y, s, t, np.full((1, 1), 7, np.uint64))
+    got = torch.from_numpy(np.frombuffer(out, np.int64).reshape(1, 1).copy())
+    assert xnor.unpack_bits(got, 6).tolist() == [[1, -1, 1, 1, 1, -1]]
+    y, s, t = map(torch.from_numpy, (y, s, t))
+    assert torch.equal(got, xnor.threshold_pack(y, s, t))
 
 
 def test_threshold_pack_cpu_rule() -> None:

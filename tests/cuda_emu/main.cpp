@@ -70,6 +70,15 @@ int main(int argc, char** argv) {
         launch(dim3(cdiv((long long)R * W, PACK_THREADS / 32)), dim3(PACK_THREADS), threshold_pack,
                    (const int*)Y.data(), (const int*)S.data(), (const int*)T.data(), P.data(), R, N, W);
         write(P, (size_t)R * W);
+    } else if (k == "xnor_dot" || k == "xnor_dot_and") {  // n; K, then d or pa pb c: (n) int32 each;
+                                                          // C (n) int32: the GEMM epilogues alone
+        size_t n = atol(argv[2]);
+        std::vector<std::vector<int>> v;
+        for (int i = 0; i < (k == "xnor_dot" ? 2 : 4); ++i) v.push_back(read<int>(n));
+        std::vector<int> C(n);
+        for (size_t i = 0; i < n; ++i)
+            C[i] = k == "xnor_dot" ? xnor_dot(v[0][i], v[1][i]) : xnor_dot_and(v[0][i], v[1][i], v[2][i], v[3][i]);
+        write(C, n);
     } else {
         fprintf(stderr, "unknown kernel %s\n", argv[1]);
         return 2;
