@@ -1,5 +1,6 @@
 """Post-training quantization (analysis.clipping.ptq): BN folding, the quantized copy, the CLI."""
 
+import copy
 import json
 
 import numpy as np
@@ -139,3 +140,101 @@ def test_a_constant_weight_channel_gets_a_range():
         assert lo.dtype == torch.float32 and (hi > lo).all()
         w_q = quantize_uniform(w, 4, lo[:, None], hi[:, None])
         assert torch.allclose(w_q[0], w[0], rtol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_per_tensor_analyses_of_a_cuda_tensor_equal_those_of_its_cpu_copy():
+    """The numpy statistics copy a CUDA tensor to the CPU (`.numpy()` raised); the values are
+    the same, so the results are equal, not close. (Written without a GPU: not yet run on one.)"""
+    from analysis.widgets.clipping import TensorView
+
+    g = torch.Generator().manual_seed(0)
+    for t in (torch.randn(6, 40, generator=g), torch.relu(torch.randn(6, 40, generator=g))):
+        gpu = t.cuda().requires_grad_()
+        assert C.fit_prior(gpu) == C.fit_prior(t) and C.fit_tensor(gpu) == C.fit_tensor(t)
+        assert np.array_equal(C.SortedTensor(gpu).values, C.SortedTensor(t).values)
+        assert np.array_equal(C.channel_scales(gpu), C.channel_scales(t))
+        assert TensorView(gpu).numbers(4, 3.0) == TensorView(t).numbers(4, 3.0)
+        for kw in ({}, {"dim": 0, "allocate": True}):
+            bits, lo, hi = C.clip_ranges(gpu, 4, **kw)
+            bits_cpu, lo_cpu, hi_cpu = C.clip_ranges(t, 4, **kw)
+            assert lo.is_cuda and hi.is_cuda and np.array_equal(bits, bits_cpu)
+            assert torch.equal(lo.cpu(), lo_cpu) and torch.equal(hi.cpu(), hi_cpu)
+
+
+def _ptq_run(model, calibration, test, device):
+    """quantize_model (min–max, ACIQ, ACIQ + allocation + bias correction) and ptq_table of a copy
+    of `model` on `device`, the calibration and test data given on the CPU."""
+    model = copy.deepcopy(model).to(device)
+    x_test = test[0].to(device)
+    cfgs = [C.PTQConfig(4, 4), C.PTQConfig(4, 4, method="aciq"),
+            C.PTQConfig(3, 3, method="aciq", allocate="wa", bias_correction=True)]
+    runs = []
+    for cfg in cfgs:
+        q = C.quantize_model(model, calibration.to(device), cfg)
+        with torch.no_grad():
+            runs.append((q, q(x_test)))
+    return model, runs, C.ptq_table(model, calibration, test, allocate="wa")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ptq_of_a_cuda_model_matches_the_same_pipeline_on_the_cpu(digits, dtype, monkeypatch):
+    """fit_prior, SortedTensor, the KS choice of a prior and the bit allocation take numpy arrays:
+    `.numpy()` raised on a CUDA tensor, clip_ranges multiplied CPU tensors with statistics on
+    the GPU, and a hook indexed its calibrated ranges with an index on the input's device. Now
+    the statistics are computed on the CPU and the ranges applied on the tensor's device.
+    (Written in a session without a GPU: not yet run on one.)"""
+    # true float32 products on the GPU: TF32, on by default in cuDNN convolutions since Ampere,
+    # rounds every factor to 10 mantissa bits (1e-3 relative), far more than the CPU's rounding
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    (X, y), (X_test, y_test) = digits
+    torch.manual_seed(0)
+    model = models.build("cnn", in_shape=(1, 8, 8), num_classes=10, width=8)
+    fit(model, (X, y), epochs=2, lr=3e-3, progress=False)
+    model = model.to(dtype).eval()
+    calibration, test = X[:200].to(dtype), (X_test.to(dtype), y_test)
+    gpu_model, gpu_runs, gpu_rows = _ptq_run(model, calibration, test, "cuda")
+    _, cpu_runs, cpu_rows = _ptq_run(model, calibration, test, "cpu")
+    with torch.no_grad():
+        ref = model(test[0])
+
+    assert all(p.is_cuda for p in gpu_model.parameters())  # the float model stays where it was
+    for (q, out), (q_cpu, out_cpu) in zip(gpu_runs, cpu_runs):
+        assert all(t.is_cuda for t in (*q.parameters(), *q.buffers(), out))
+        hooks = [h for m in C.quant_layers(q) for h in m._forward_pre_hooks.values()]
+        hooks_cpu = [h for m in C.quant_layers(q_cpu) for h in m._forward_pre_hooks.values()]
+        assert all(h.lo.is_cuda and h.hi.is_cuda for h in hooks)
+        for h, h_cpu in zip(hooks, hooks_cpu, strict=True):
+            np.testing.assert_array_equal(h.bits, h_cpu.bits)
+            # the ranges are statistics of the calibration inputs, which the GPU computes in
+            # another summation order: 1e-15 (float64) or 1e-6 (float32) relative
+            rtol = 1e-12 if dtype == torch.float64 else 1e-4
+            torch.testing.assert_close(h.lo.cpu(), h_cpu.lo, rtol=rtol, atol=1e-12)
+            torch.testing.assert_close(h.hi.cpu(), h_cpu.hi, rtol=rtol, atol=1e-12)
+        out = out.cpu()
+        if dtype == torch.float64:
+            # float64: GPU and CPU differ by ~1e-15 relative per layer; a value changes level
+            # only within that distance of a bin edge (odds ~1e-13 per activation), so the
+            # outputs agree to rounding, and one level too many or too few anywhere (Δ ≥ 1e-3 of
+            # a layer's range) would fail
+            torch.testing.assert_close(out, out_cpu, rtol=1e-9, atol=1e-9)
+        else:
+            # float32: ~1e-6 relative, so a few of the ~5·10^5 activations per run land one
+            # level off (on the CPU, 1-ulp changes of the weights moved the outputs by up to
+            # 0.2 in one logit, 0.04 of the quantization error in norm): compare in norm with
+            # the quantization error itself, and the classes. The float64 case is the tight
+            # check; here, on the CPU, one layer's ranges reversed across its channels gave
+            # 0.45-0.6 of the quantization error and 90-92% equal classes
+            err = (out - out_cpu).norm() / out_cpu.norm()
+            quant_err = (out_cpu - ref).norm() / ref.norm()
+            assert err < 0.5 * quant_err
+            assert (out.argmax(1) == out_cpu.argmax(1)).float().mean() >= 0.95
+    assert [r["method"] for r in gpu_rows] == [r["method"] for r in cpu_rows]
+    if dtype == torch.float64:
+        assert gpu_rows == cpu_rows
+    else:  # a test image changes class only where two logits nearly tie: at most 3% of them
+        assert all(abs(g["accuracy"] - c["accuracy"]) <= 0.03 for g, c in zip(gpu_rows, cpu_rows))

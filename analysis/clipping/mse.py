@@ -18,7 +18,8 @@ The rounding term α²/(3·4^M) = Δ²/12 assumes a flat density inside every bi
 mass inside [−α, α]; `exact=True` integrates (x − level)² against the density over every
 bin in closed form instead (the outermost bins run to ±∞, i.e. the tail is clipped to the
 outermost level centre α − Δ/2, not to α). Everything here is in float64 numpy; tensors
-are torch.
+are torch, on any device: a function that fits or sorts a tensor in numpy copies it to the CPU
+once, where it enters.
 """
 
 from __future__ import annotations
@@ -279,7 +280,7 @@ class SortedTensor:
     `quantize_uniform`: [lo + kΔ, lo + (k+1)Δ) → lo + (k + ½)Δ, the outer ones open."""
 
     def __init__(self, x: Tensor):
-        x = check_tensor(x).detach().double().flatten()
+        x = check_tensor(x).detach().cpu().double().flatten()
         self.values = np.sort(x.numpy())
         self.s1 = np.concatenate([[0.0], np.cumsum(self.values)])
         self.s2 = np.concatenate([[0.0], np.cumsum(self.values**2)])
@@ -329,7 +330,7 @@ class PriorFit:
 def fit_prior(x: Tensor, max_samples: int = 100_000, seed: int = 0) -> PriorFit:
     """Fit Laplace(μ, b) with b = mean|x − μ| and N(μ, σ²), and measure each fit by the
     KS statistic sup|F_n − F| (on at most `max_samples` values drawn without replacement)."""
-    x = check_tensor(x).detach().double().flatten().numpy()
+    x = check_tensor(x).detach().cpu().double().flatten().numpy()
     mu = float(x.mean())
     b = float(np.abs(x - mu).mean())
     sigma = float(x.std())
@@ -373,7 +374,8 @@ def _channel_stats(x: Tensor, dim: int | None, relu: bool) -> dict[str, Tensor]:
 
 
 def _choose_prior(x: Tensor, relu: bool, st: dict[str, Tensor]) -> str:
-    """The prior with the smaller KS distance (on the positive part for a ReLU tensor)."""
+    """The prior with the smaller KS distance (on the positive part for a ReLU tensor); x on
+    the CPU (its callers copy it there once)."""
     if not relu:
         return fit_prior(x).best
     pos = x[x > 0].detach().double().flatten().numpy()
@@ -399,7 +401,7 @@ class TensorFit:
 
 def fit_tensor(x: Tensor, prior: str | None = None) -> TensorFit:
     """Fit a whole tensor: `prior` (default: the one with the smaller KS distance) and its scale."""
-    x = check_tensor(x)
+    x = check_tensor(x).detach().cpu()
     relu = _looks_relu(x)
     st = _channel_stats(x, None, relu)
     prior = _check_prior(prior) if prior else _choose_prior(x, relu, st)
@@ -536,6 +538,6 @@ def curve_rows(x: Tensor, prior: str, bits=(2, 4, 8), grid=None) -> list[dict]:
 
 def channel_scales(w: Tensor) -> np.ndarray:
     """Laplace scale b_c = mean|w − mean(w_c)| of every output channel c (axis 0) of a weight."""
-    w = check_tensor(w, "w").detach().double().flatten(1)
+    w = check_tensor(w, "w").detach().cpu().double().flatten(1)
     return (w - w.mean(1, keepdim=True)).abs().mean(1).numpy()
 

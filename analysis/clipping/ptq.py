@@ -63,9 +63,16 @@ def lesson_model(settings: dict, seed: int = 0, progress: bool = False):
     return model.eval(), history, calibration, test
 
 
+def _device(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 def _quantize_channels(x: Tensor, bits, lo: Tensor, hi: Tensor, dim: int) -> Tensor:
     """quantize_uniform along channel axis `dim`: channel c gets bits[c] over [lo[c], hi[c]]
-    (bits: an int for all channels, or an int array; lo, hi: scalars or one per channel)."""
+    (bits: an int for all channels, or an int array; lo, hi: scalars or one per channel, on any
+    device: they are moved to x's, where they are applied)."""
+    lo, hi = lo.to(x.device), hi.to(x.device)
     if lo.dim() == 0:
         return quantize_uniform(x, int(bits), lo, hi)
     bits = np.broadcast_to(np.asarray(bits), (x.shape[dim],))
@@ -85,13 +92,15 @@ def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = No
     method "minmax": [min, max] (a ReLU tensor: `relu_range(max)`, so 0 stays a level);
     "aciq": [μ − α, μ + α] with α = α*(M)·b (or σ, whichever prior fits better by KS),
     never wider than [min, max]; allocate=True (per channel): bits per channel by
-    `allocate_bits` with average `bits`. Returns (bits: int or int array, lo, hi: tensors).
+    `allocate_bits` with average `bits`. Returns (bits: int or int array, lo, hi: tensors in
+    x's dtype, on x's device; the statistics are computed in float64 on the CPU).
     """
     if method not in ("minmax", "aciq"):
         raise ValueError(f"method must be 'minmax' or 'aciq', got {method!r}")
     if allocate and dim is None:
         raise ValueError("bit allocation is per channel: give dim")
     x = check_tensor(x)
+    device, x = x.device, x.detach().cpu()  # numpy and scipy (KS, bit allocation) need the CPU
     relu = _looks_relu(x) if relu is None else relu
     st = _channel_stats(x, dim, relu)
     scale_prior = _choose_prior(x, relu, st) if method == "aciq" else "laplace"
@@ -118,6 +127,7 @@ def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = No
     # float64 would round back to c in float32
     lo, hi = lo.to(x.dtype), hi.to(x.dtype)
     hi = torch.where(hi > lo, hi, lo + torch.finfo(x.dtype).eps * lo.abs().clamp(min=1))
+    lo, hi = lo.to(device), hi.to(device)
     if dim is None:
         return int(ch_bits[0]), lo[0], hi[0]
     return ch_bits, lo, hi
@@ -156,9 +166,10 @@ def quant_layers(model: nn.Module) -> list[nn.Module]:
 
 @torch.no_grad()
 def layer_inputs(model: nn.Module, x: Tensor, batch_size: int = 100) -> list[Tensor]:
-    """The input of every `quant_layers` layer on the calibration data x (eval mode)."""
+    """The input of every `quant_layers` layer on the calibration data x (eval mode, on the
+    model's device)."""
     layers = dict(enumerate(quant_layers(model)))
-    inputs = collect_inputs(model, layers, x, batch_size)
+    inputs = collect_inputs(model, layers, x.to(_device(model)), batch_size)
     return [inputs[i] for i in range(len(layers))]
 
 
@@ -197,7 +208,8 @@ def quantize_model(model: nn.Module, calibration: Tensor, cfg: PTQConfig,
     """A quantized copy of `model`: weights replaced by their quantized values (per output
     channel), inputs of every Linear/Conv2d quantized by a forward pre-hook with ranges
     calibrated on `calibration` (per tensor, or per channel with bit allocation); the first
-    and last layers at `cfg.end_bits`. The float model is left untouched."""
+    and last layers at `cfg.end_bits`. The float model is left untouched; the copy stays on
+    its device."""
     check_bits(cfg.w_bits), check_bits(cfg.a_bits), check_bits(cfg.end_bits)
     inputs = layer_inputs(model, calibration) if inputs is None else inputs
     q = copy.deepcopy(model).eval()
@@ -243,7 +255,7 @@ def ptq_table(model: nn.Module, calibration: Tensor, test: tuple[Tensor, Tensor]
     out = []
     for name, cfg in rows:
         qm = model if cfg is None else quantize_model(model, calibration, cfg, inputs)
-        _, error = evaluate(qm, test)
+        _, error = evaluate(qm, test, device=_device(model))
         out.append({"method": name, "accuracy": 1 - error})
     return out
 

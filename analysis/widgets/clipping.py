@@ -36,7 +36,7 @@ class TensorView:
     a 160-bin histogram over μ ± 14·scale (or the data's range), and cached MSE curves."""
 
     def __init__(self, x: Tensor, prior: str | None = None):
-        x = C.check_tensor(x).detach().flatten()
+        x = C.check_tensor(x).detach().cpu().flatten()  # one copy for the fit and the sort
         self.fit = C.fit_tensor(x, prior)
         self.sorted = C.SortedTensor(x)
         v = self.sorted.values
