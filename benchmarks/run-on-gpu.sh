@@ -12,10 +12,11 @@
 #                                                    (and: echo /.whl/ >> .git/info/exclude)
 # (both folders git-ignored; carry them along). Without .gpu/ the kernels run through CuPy.
 # It prints the device, builds PyCUDA, reports each kernel's registers and spills, runs the
-# GPU tests under each backend, then `bench xnor` and `bench bnn-inference`, writing their
-# JSON as OUTDIR/{xnor,bnn-inference}-<gpu>.json: commit those from a real run. The whole log
-# goes to OUTDIR/run-on-gpu.log as well (kept as far as it got when the run is cut off). The exit
-# status is 1 if any step failed: no GPU backend, a GPU test, or a result not exact.
+# GPU tests under each backend and the other GPU tests once, then `bench xnor` and
+# `bench bnn-inference`, writing their JSON as OUTDIR/{xnor,bnn-inference}-<gpu>.json: commit
+# those from a real run. The whole log goes to OUTDIR/run-on-gpu.log as well (kept as far as it
+# got when the run is cut off). The exit status is 1 if any step failed: no GPU backend, a GPU
+# test, or a result not exact.
 set -uo pipefail
 out=${1:-${OUT:-benchmarks}}
 mkdir -p "$out"
@@ -65,6 +66,12 @@ print(name, f'sm_{p.major}{p.minor}')")
         BITS_AND_BIAS_GPU_BACKEND=$backend python3 -m pytest -q -rs -o addopts="" -p no:cacheprovider \
             -m gpu tests/test_xnor.py tests/test_xnor_kernels.py || status=1
     done
+
+    echo "== the other GPU tests (torch on CUDA: training, diffusion, post-training quantization)"
+    python3 -m pytest -q -rs -o addopts="" -p no:cacheprovider -m gpu \
+        tests/test_training.py tests/test_clipping_ptq.py || status=1
+    python3 -m pytest -q -rs -o addopts="" -p no:cacheprovider \
+        tests/test_diffusion.py::test_callback_on_a_gpu_model || status=1
 
     # --device cuda: without a working GPU backend they stop with the reason, rather than time
     # the CPU reference into a file named for the GPU
