@@ -660,6 +660,10 @@ def test_run_on_gpu_script_writes_everything_to_out(tmp_path: Path, bench_rc: in
     for bench in ("xnor", "bnn-inference"):
         assert f"python3 -m analysis bench {bench} --device cuda --json {out}/{bench}-h100.json" in calls
         assert (out / f"{bench}-h100.json").is_file()
+    gpu_tests = " ".join(c for c in calls if "-m pytest" in c)
+    for test in ("test_xnor_kernels.py", "test_training.py", "test_clipping_ptq.py",
+                 "test_diffusion.py::test_callback_on_a_gpu_model"):
+        assert test in gpu_tests  # every GPU test of the suite runs there
     saved = (out / "run-on-gpu.log").read_text()
     assert saved == done.stdout
     for line in ["NVIDIA H100 80GB HBM3", "xnor_gemm.cu: ptxas info    : Used 32 registers",
