@@ -477,21 +477,33 @@ def run_config(config: LargeBatchConfig, settings: dict, train, test, seed: int 
 
 
 def run_large_batch(configs: Sequence[LargeBatchConfig], settings: dict, seed: int = 0,
-                    progress: bool = False, log=print) -> dict:
-    """Run `configs` on the settings' dataset → {"settings", "rows", "records"} (JSON-ready)."""
+                    progress: bool = False, log=print, done: dict | None = None,
+                    save=None) -> dict:
+    """Run `configs` on the settings' dataset → {"settings", "rows", "records"} (JSON-ready).
+
+    done: the results of an interrupted run with the same settings; its configs are taken as
+    they are, not run again. save(results) is called after each config that ran (for a partial
+    file). Each config depends only on `seed` and its own settings, never on the ones before."""
     from analysis import data
 
+    done_rows = {r["name"]: r for r in (done or {}).get("rows", [])}
     train = data.load(settings["dataset"], "train")
     test = data.load(settings["dataset"], "test")
-    rows, records = [], {}
+    results = {"settings": dict(settings, seed=seed), "rows": [], "records": {}}
     for c in configs:
+        if c.name in done_rows:
+            results["rows"].append(done_rows[c.name])
+            results["records"][c.name] = done["records"][c.name]
+            continue
         out = run_config(c, settings, train, test, seed, progress)
-        rows.append(out["row"])
-        records[c.name] = out["record"]
+        results["rows"].append(out["row"])
+        results["records"][c.name] = out["record"]
         r = out["row"]
         log(f"  {c.name:<24} updates {r['updates']:5d}  test error {100 * r['test_error']:5.2f}%  "
             f"‖w−w0‖ {r['final_distance']:6.2f}  ({r['seconds']:.0f} s)")
-    return {"settings": dict(settings, seed=seed), "rows": rows, "records": records}
+        if save is not None:
+            save(results)
+    return results
 
 
 def gap_recovered(rows: Sequence[dict]) -> float:
@@ -544,15 +556,44 @@ def default_grid_path() -> Path:
     return Path(__file__).resolve().parent / "results" / "large_batch_grid.json"
 
 
+def _write_json(path: Path, obj) -> None:
+    """Write `obj` as JSON atomically: a temporary file in the same folder, then a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
+def _partial_results(path: Path, identity: dict, p) -> dict | None:
+    """The results kept in the partial file `path` by an interrupted run, or None if there is
+    none; an argparse error if they were made with other settings than `identity`."""
+    if not path.exists():
+        return None
+    try:
+        kept = json.loads(path.read_text())
+    except ValueError as e:
+        p.error(f"cannot read {path} ({e}); remove it to start the experiment again")
+    identity = json.loads(json.dumps(identity))  # tuples → lists, as read back from JSON
+    for key in sorted(identity.keys() | kept["identity"].keys()):
+        if kept["identity"].get(key) != identity.get(key):
+            p.error(f"{path} holds an unfinished run with {key} = {kept['identity'].get(key)!r}, "
+                    f"not {identity.get(key)!r}: run with its settings to resume it, or choose "
+                    f"another --out")
+    return kept
+
+
 def experiment_cli(argv: list[str]) -> int:
-    """python -m analysis experiment large-batch [--fast] [--out DIR] [--grid]."""
+    """python -m analysis experiment large-batch [--fast] [--out DIR] [--grid].
+
+    After each config the results so far go to DIR/results.partial.json (the grid's:
+    large_batch_grid.partial.json); the same command resumes an interrupted run from there."""
     import argparse
 
     p = argparse.ArgumentParser(
         prog="python -m analysis experiment large-batch",
         description="Hoffer et al. (2017): small vs large batch, and the large batch with sqrt LR "
                     "scaling, Ghost BN and regime adaptation added; test error, updates and weight "
-                    "diffusion of each. Writes results.json, table.md and figures to --out.")
+                    "diffusion of each. Writes results.json, table.md and figures to --out. "
+                    "Interrupted (Ctrl-C), the same command goes on from the last finished config.")
     p.add_argument("--fast", action="store_true", help="smaller net, fewer epochs (about a minute)")
     p.add_argument("--out", default="runs/large-batch", help="output folder")
     p.add_argument("--seed", type=int, default=0)
@@ -570,23 +611,42 @@ def experiment_cli(argv: list[str]) -> int:
     out = Path(a.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     configs = (grid_configs(settings["small"], GRID_BATCH_SIZES) if a.grid
                else large_batch_configs(settings["small"], settings["large"]))
-    show = sys.stderr.isatty()
     mode = "grid" if a.grid else "fast" if a.fast else "normal"
+    name = "large_batch_grid.json" if a.grid else "results.json"
+    partial = out / name.replace(".json", ".partial.json")
+    identity = {"mode": mode, **settings, "seed": a.seed}
+    done = _partial_results(partial, identity, p)
+    out.mkdir(parents=True, exist_ok=True)
     print(f"large-batch experiment ({mode}): mlp {settings['depth']}x"
           f"{settings['width']} on {settings['dataset']}, {settings['epochs']} epochs at batch "
           f"{settings['small']}, SGD lr {settings['lr']}", flush=True)
+    if done is not None:
+        print(f"resuming: {len(done['rows'])} of {len(configs)} configs done in {out}", flush=True)
+    earlier = sum(r["seconds"] for r in done["rows"]) if done else 0.0  # of the configs kept
     t0 = time.perf_counter()
-    results = run_large_batch(configs, settings, seed=a.seed, progress=show,
-                              log=lambda s: print(s, flush=True))
-    results["seconds"] = time.perf_counter() - t0
-    name = "large_batch_grid.json" if a.grid else "results.json"
-    (out / name).write_text(json.dumps(compact(results) if a.grid else results))
-    print(f"wrote {out / name} ({results['seconds']:.0f} s)")
-    if a.grid:
-        return 0
+    try:
+        results = run_large_batch(configs, settings, seed=a.seed, progress=sys.stderr.isatty(),
+                                  log=lambda s: print(s, flush=True), done=done,
+                                  save=lambda r: _write_json(partial, dict(r, identity=identity)))
+        results["seconds"] = earlier + time.perf_counter() - t0
+        _write_json(out / name, compact(results) if a.grid else results)
+        print(f"wrote {out / name} ({results['seconds']:.0f} s)")
+        if not a.grid:
+            _write_table_and_figures(results, out)
+    except KeyboardInterrupt:
+        kept = len(json.loads(partial.read_text())["rows"]) if partial.exists() else 0
+        where = f", kept in {partial}" if kept else ""
+        print(f"\ninterrupted: {kept} of {len(configs)} configs done{where}; run the same command "
+              "to go on", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
+    partial.unlink(missing_ok=True)  # finished: the outputs are those of an uninterrupted run
+    return 0
+
+
+def _write_table_and_figures(results: dict, out: Path) -> None:
+    """table.md, distance.png and errors.png of the experiment's results in the folder `out`."""
     table = markdown_table(results["rows"])
     share = gap_recovered(results["rows"])
     (out / "table.md").write_text(table + f"\n\nshare of the large-batch gap recovered: {share:.2f}\n")
@@ -598,4 +658,3 @@ def experiment_cli(argv: list[str]) -> int:
     for fname, fig in figs.items():
         fig.savefig(out / fname, dpi=110, bbox_inches="tight")
     print(f"wrote {out / 'table.md'}, " + ", ".join(str(out / f) for f in figs))
-    return 0

@@ -138,3 +138,25 @@ def test_train_bad_numbers_are_argparse_errors_before_the_run_folder(tmp_path, a
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_experiment_ctrl_c_keeps_the_finished_rows_and_exits_130(tmp_path):
+    """A real Ctrl-C (SIGINT) once the sweep's first row is done: exit code 130, one line on
+    stderr saying what was kept and how to go on, no traceback; the partial file keeps the rows."""
+    import signal
+    import time
+
+    out = tmp_path / "minima"
+    partial = out / "minima.partial.json"
+    proc = subprocess.Popen([sys.executable, "-m", "analysis", "experiment", "minima", "--fast",
+                             "--runs", "20", "--data", "random", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    kept = len(json.loads(partial.read_text())["rows"])
+    assert proc.returncode == 130, err
+    assert err == (f"\ninterrupted: {kept} of 7 rows done, kept in {partial}; "
+                   "run the same command to go on\n")

@@ -341,6 +341,81 @@ def test_experiment_cli_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
+def _ctrl_c(argv):
+    """D.experiment_cli(argv) with a Ctrl-C inside it: its exit code, or a test failure (not
+    an aborted test session) if the KeyboardInterrupt escapes."""
+    try:
+        return D.experiment_cli(argv)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped experiment_cli as a KeyboardInterrupt traceback")
+
+
+def _interrupt_at(n, unit, ran):
+    """`unit` that appends its first argument's name to `ran` and raises KeyboardInterrupt
+    (Ctrl-C) on its n-th call (n=None: never)."""
+    def wrapped(config, *args, **kwargs):
+        ran.append(config.name)
+        if len(ran) == n:
+            raise KeyboardInterrupt
+        return unit(config, *args, **kwargs)
+    return wrapped
+
+
+def _without_seconds(results):
+    return dict(results, seconds=None, rows=[dict(r, seconds=None) for r in results["rows"]])
+
+
+def test_experiment_cli_resumes_from_the_configs_an_interrupted_run_finished(tmp_path, monkeypatch,
+                                                                             capsys):
+    """Ctrl-C during the 2nd config: exit 130, one line, the partial file holds the 1st config;
+    the same command runs only the other 4, and its outputs are those of an uninterrupted run.
+    (The old code kept nothing: results.json was written only at the very end.)"""
+    monkeypatch.setitem(D.SETTINGS, "fast", TINY)
+    names = [c.name for c in D.large_batch_configs(20, 80)]
+    run_config, ran = D.run_config, []
+    a, b = tmp_path / "a", tmp_path / "b"
+
+    monkeypatch.setattr(D, "run_config", _interrupt_at(2, run_config, ran))
+    assert _ctrl_c(["--fast", "--out", str(a)]) == 130
+    partial = a / "results.partial.json"
+    assert capsys.readouterr().err == (f"\ninterrupted: 1 of 5 configs done, kept in {partial}; "
+                                       "run the same command to go on\n")
+    kept = json.loads(partial.read_text())
+    assert [r["name"] for r in kept["rows"]] == names[:1] and list(kept["records"]) == names[:1]
+    assert not (a / "results.json").exists()
+
+    ran.clear()
+    monkeypatch.setattr(D, "run_config", _interrupt_at(None, run_config, ran))
+    assert D.experiment_cli(["--fast", "--out", str(a)]) == 0
+    assert ran == names[1:]
+    assert f"resuming: 1 of 5 configs done in {a}\n" in capsys.readouterr().out
+    assert not partial.exists()
+
+    ran.clear()
+    assert D.experiment_cli(["--fast", "--out", str(b)]) == 0
+    assert ran == names
+    resumed, whole = D.load_results(a), D.load_results(b)
+    assert _without_seconds(resumed) == _without_seconds(whole)
+    assert resumed["rows"][0]["seconds"] == kept["rows"][0]["seconds"]
+    for f in ("table.md", "distance.png", "errors.png"):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_experiment_cli_refuses_a_partial_run_of_other_settings(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(D.SETTINGS, "fast", TINY)
+    ran = []
+    monkeypatch.setattr(D, "run_config", _interrupt_at(2, D.run_config, ran))
+    assert _ctrl_c(["--fast", "--out", str(tmp_path)]) == 130
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        D.experiment_cli(["--fast", "--epochs", "2", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert (f"error: {tmp_path / 'results.partial.json'} holds an unfinished run with epochs = 1, "
+            "not 2: run with its settings to resume it, or choose another --out") in err
+    assert len(ran) == 2  # nothing ran
+
+
 def test_gap_recovered():
     rows = [{"test_error": e} for e in (0.05, 0.15, 0.12, 0.08)]
     assert D.gap_recovered(rows) == pytest.approx(0.7)

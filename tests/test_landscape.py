@@ -400,6 +400,94 @@ def test_experiment_cli_writes_table_and_figures(tmp_path, monkeypatch, capsys):
         L.experiment_cli(["--fast", "--data", "cifar", "--out", str(tmp_path)])
 
 
+TINY_SWEEP = dict(n=12, d0=3, widths=(1, 2, 8), runs=4, max_steps=300, data=("random", "teacher"))
+
+
+def _ctrl_c(argv):
+    """L.experiment_cli(argv) with a Ctrl-C inside it: its exit code, or a test failure (not
+    an aborted test session) if the KeyboardInterrupt escapes."""
+    try:
+        return L.experiment_cli(argv)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped experiment_cli as a KeyboardInterrupt traceback")
+
+
+def _sweep_interrupted_at(n, ran, monkeypatch):
+    """Make the sweep's unit (one call of `sweep` per data set and width) append (data, widths)
+    to `ran` and raise KeyboardInterrupt (Ctrl-C) at its n-th call (n=None: never)."""
+    from analysis.landscape import experiment
+
+    sweep = L.sweep
+
+    def wrapped(data, widths, *args, **kwargs):
+        ran.append((data, *widths))
+        if len(ran) == n:
+            raise KeyboardInterrupt
+        return sweep(data, widths, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "sweep", wrapped)
+
+
+def _no_seconds(result):
+    return {"settings": dict(result["settings"], seconds=None),
+            "rows": [dict(r, seconds=None) for r in result["rows"]]}
+
+
+def test_experiment_cli_resumes_from_the_rows_an_interrupted_sweep_finished(tmp_path, monkeypatch,
+                                                                            capsys):
+    """Ctrl-C during the 2nd (data, width) row: exit 130, one line, the partial file holds the
+    1st row; the same command runs only the other 5, and its outputs are those of an
+    uninterrupted sweep. (The old code kept nothing: it wrote only at the very end.)"""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.setitem(L.SWEEPS, "fast", TINY_SWEEP)
+    units = [(d, w) for d in ("random", "teacher") for w in (1, 2, 8)]
+    a, b, ran = tmp_path / "a", tmp_path / "b", []
+
+    _sweep_interrupted_at(2, ran, monkeypatch)
+    assert _ctrl_c(["--fast", "--out", str(a)]) == 130
+    partial = a / "minima.partial.json"
+    assert capsys.readouterr().err == (f"\ninterrupted: 1 of 6 rows done, kept in {partial}; "
+                                       "run the same command to go on\n")
+    kept = json.loads(partial.read_text())["rows"]
+    assert [(r["data"], r["d1"]) for r in kept] == units[:1]
+    assert not (a / "minima.json").exists()
+
+    ran.clear()
+    _sweep_interrupted_at(None, ran, monkeypatch)
+    assert L.experiment_cli(["--fast", "--out", str(a)]) == 0
+    assert ran == units[1:]
+    assert f"resuming: 1 of 6 rows done in {a}\n" in capsys.readouterr().out
+    assert not partial.exists()
+
+    ran.clear()
+    assert L.experiment_cli(["--fast", "--out", str(b)]) == 0
+    assert ran == units
+    resumed, whole = (json.loads((d / "minima.json").read_text()) for d in (a, b))
+    assert _no_seconds(resumed) == _no_seconds(whole)
+    assert resumed["rows"][0]["seconds"] == kept[0]["seconds"]
+    for name in ("fractions.png", "errors.png", "slices.png"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_experiment_cli_refuses_a_partial_sweep_of_other_settings(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(L.SWEEPS, "fast", TINY_SWEEP)
+    ran = []
+    _sweep_interrupted_at(2, ran, monkeypatch)
+    assert _ctrl_c(["--fast", "--out", str(tmp_path)]) == 130
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        L.experiment_cli(["--fast", "--loss", "logistic", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert (f"error: {tmp_path / 'minima.partial.json'} holds an unfinished sweep with loss = "
+            "'quadratic', not 'logistic': run with its settings to resume it, or choose another "
+            "--out") in capsys.readouterr().err
+    assert len(ran) == 2  # nothing ran
+
+
 def test_bench_minima_runs_side_by_side(tmp_path, capsys):
     import json
 

@@ -8,7 +8,9 @@ nets", NeurIPS 2018).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -212,17 +214,64 @@ def shipped_sweep() -> dict:
     return json.loads(path.read_text())
 
 
+def _write_json(path: Path, obj) -> None:
+    """Write `obj` as JSON atomically: a temporary file in the same folder, then a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
+def _partial_rows(path: Path, identity: dict, p) -> list[dict]:
+    """The rows kept in the partial file `path` by an interrupted sweep ([] if there is none);
+    an argparse error if they were made with other settings than `identity`."""
+    if not path.exists():
+        return []
+    try:
+        kept = json.loads(path.read_text())
+    except ValueError as e:
+        p.error(f"cannot read {path} ({e}); remove it to start the sweep again")
+    identity = json.loads(json.dumps(identity))  # tuples → lists, as read back from JSON
+    for key in sorted(identity.keys() | kept["identity"].keys()):
+        if kept["identity"].get(key) != identity.get(key):
+            p.error(f"{path} holds an unfinished sweep with {key} = {kept['identity'].get(key)!r}, "
+                    f"not {identity.get(key)!r}: run with its settings to resume it, or choose "
+                    f"another --out")
+    return kept["rows"]
+
+
+def _sweep_rows(cfg: dict, a, done: list[dict], save) -> list[dict]:
+    """The sweep's rows, data set by data set, width by width: a (data, d1) row of `done` (an
+    interrupted sweep's) as it is, the others run one at a time, with save(rows so far) after
+    each. A row depends only on the seed and its own settings (data, init and training are
+    seeded afresh in `sweep`), so a resumed sweep ends with the rows of an uninterrupted one."""
+    kept = {(r["data"], r["d1"]): r for r in done}
+    rows = []
+    for name in cfg["data"]:
+        for width in cfg["widths"]:
+            if (name, width) in kept:
+                rows.append(kept[name, width])
+                continue
+            rows += sweep(name, (width,), cfg["runs"], cfg["n"], cfg["d0"], seed=a.seed,
+                          log=lambda s: print(s, flush=True), activation=a.activation,
+                          loss=a.loss, max_steps=cfg["max_steps"], progress=sys.stderr.isatty())
+            save(rows)
+    return rows
+
+
 def experiment_cli(argv: list[str]) -> int:
-    """python -m analysis experiment minima [--fast] [--out DIR] [--runs R] [--data a,b]."""
+    """python -m analysis experiment minima [--fast] [--out DIR] [--runs R] [--data a,b].
+
+    After each (data set, width) row the rows so far go to DIR/minima.partial.json; the same
+    command resumes an interrupted sweep from there."""
     import argparse
-    import json
 
     p = argparse.ArgumentParser(
         prog="python -m analysis experiment minima",
         description="Soudry & Hoffer: the fraction of R trainings of a one-hidden-layer "
                     "leaky-ReLU net (quadratic loss) that end at sub-optimal minima, against "
                     "#parameters/N, on random-label, teacher-student and mnist5k data. Writes "
-                    "minima.json, minima.csv, minima.md and figures to --out.")
+                    "minima.json, minima.csv, minima.md and figures to --out. Interrupted "
+                    "(Ctrl-C), the same command goes on from the last finished row.")
     p.add_argument("--fast", action="store_true", help="N=32, two data sets (under 2 minutes)")
     p.add_argument("--out", default="runs/minima", help="output folder")
     p.add_argument("--runs", type=int, default=None, help="runs per width (default 100)")
@@ -242,32 +291,45 @@ def experiment_cli(argv: list[str]) -> int:
         if bad:
             p.error(f"unknown data {', '.join(bad)}; choose from {', '.join(DATASETS)}")
     out = Path(a.out)
+    partial = out / "minima.partial.json"
+    identity = {"mode": "fast" if a.fast else "normal", **cfg, "activation": a.activation,
+                "loss": a.loss, "seed": a.seed}
+    done = _partial_rows(partial, identity, p)
     out.mkdir(parents=True, exist_ok=True)
+    total = len(cfg["data"]) * len(cfg["widths"])
     print(f"minima sweep ({'fast' if a.fast else 'normal'}): N={cfg['n']}, d0={cfg['d0']}, "
           f"d1 in {cfg['widths']}, {cfg['runs']} runs each, {a.activation}, {a.loss} loss, "
           f"data {', '.join(cfg['data'])}", flush=True)
+    if done:
+        print(f"resuming: {len(done)} of {total} rows done in {out}", flush=True)
+    earlier = sum(r["seconds"] for r in done)  # of the rows kept
     t0 = time.perf_counter()
-    rows = []
-    for name in cfg["data"]:
-        rows += sweep(name, cfg["widths"], cfg["runs"], cfg["n"], cfg["d0"], seed=a.seed,
-                      log=lambda s: print(s, flush=True), activation=a.activation,
-                      loss=a.loss, max_steps=cfg["max_steps"], progress=sys.stderr.isatty())
-    widths = (cfg["widths"][1], cfg["widths"][-2])
-    slices = example_slices(cfg["n"], cfg["d0"], widths, a.seed)
-    seconds = time.perf_counter() - t0
-    settings = {**cfg, "activation": a.activation, "loss": a.loss, "seed": a.seed,
-                "seconds": seconds}
-    (out / "minima.json").write_text(json.dumps({"settings": settings, "rows": rows}))
-    _write_csv(out / "minima.csv", rows)
-    table = markdown_table(rows)
-    (out / "minima.md").write_text(table + "\n")
-    print("\n" + table + f"\n\n{seconds:.0f} s")
+    try:
+        rows = _sweep_rows(cfg, a, done, lambda r: _write_json(partial, {"identity": identity,
+                                                                          "rows": r}))
+        widths = (cfg["widths"][1], cfg["widths"][-2])
+        slices = example_slices(cfg["n"], cfg["d0"], widths, a.seed)
+        seconds = earlier + time.perf_counter() - t0
+        settings = {**cfg, "activation": a.activation, "loss": a.loss, "seed": a.seed,
+                    "seconds": seconds}
+        _write_json(out / "minima.json", {"settings": settings, "rows": rows})
+        _write_csv(out / "minima.csv", rows)
+        table = markdown_table(rows)
+        (out / "minima.md").write_text(table + "\n")
+        print("\n" + table + f"\n\n{seconds:.0f} s")
 
-    from analysis.plots.landscape import error_histograms, fraction_vs_params, slices_figure
+        from analysis.plots.landscape import error_histograms, fraction_vs_params, slices_figure
 
-    figs = {"fractions.png": fraction_vs_params(rows), "errors.png": error_histograms(rows),
-            "slices.png": slices_figure(slices)}
-    for fname, fig in figs.items():
-        fig.savefig(out / fname, dpi=110, bbox_inches="tight")
+        figs = {"fractions.png": fraction_vs_params(rows), "errors.png": error_histograms(rows),
+                "slices.png": slices_figure(slices)}
+        for fname, fig in figs.items():
+            fig.savefig(out / fname, dpi=110, bbox_inches="tight")
+    except KeyboardInterrupt:
+        kept = len(json.loads(partial.read_text())["rows"]) if partial.exists() else 0
+        where = f", kept in {partial}" if kept else ""
+        print(f"\ninterrupted: {kept} of {total} rows done{where}; run the same command to go on",
+              file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
+    partial.unlink(missing_ok=True)  # finished: the outputs are those of an uninterrupted run
     print(f"wrote {out / 'minima.json'}, minima.csv, minima.md, " + ", ".join(figs))
     return 0
