@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from analysis.checks import check_count
+from analysis.partial import interrupted, load_partial, write_json_atomic
 
 __all__ = [
     "WeightDiffusion",
@@ -556,31 +557,6 @@ def default_grid_path() -> Path:
     return Path(__file__).resolve().parent / "results" / "large_batch_grid.json"
 
 
-def _write_json(path: Path, obj) -> None:
-    """Write `obj` as JSON atomically: a temporary file in the same folder, then a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
-
-
-def _partial_results(path: Path, identity: dict, p) -> dict | None:
-    """The results kept in the partial file `path` by an interrupted run, or None if there is
-    none; an argparse error if they were made with other settings than `identity`."""
-    if not path.exists():
-        return None
-    try:
-        kept = json.loads(path.read_text())
-    except ValueError as e:
-        p.error(f"cannot read {path} ({e}); remove it to start the experiment again")
-    identity = json.loads(json.dumps(identity))  # tuples → lists, as read back from JSON
-    for key in sorted(identity.keys() | kept["identity"].keys()):
-        if kept["identity"].get(key) != identity.get(key):
-            p.error(f"{path} holds an unfinished run with {key} = {kept['identity'].get(key)!r}, "
-                    f"not {identity.get(key)!r}: run with its settings to resume it, or choose "
-                    f"another --out")
-    return kept
-
-
 def experiment_cli(argv: list[str]) -> int:
     """python -m analysis experiment large-batch [--fast] [--out DIR] [--grid].
 
@@ -617,7 +593,7 @@ def experiment_cli(argv: list[str]) -> int:
     name = "large_batch_grid.json" if a.grid else "results.json"
     partial = out / name.replace(".json", ".partial.json")
     identity = {"mode": mode, **settings, "seed": a.seed}
-    done = _partial_results(partial, identity, p)
+    done = load_partial(partial, identity, p)
     out.mkdir(parents=True, exist_ok=True)
     print(f"large-batch experiment ({mode}): mlp {settings['depth']}x"
           f"{settings['width']} on {settings['dataset']}, {settings['epochs']} epochs at batch "
@@ -629,18 +605,14 @@ def experiment_cli(argv: list[str]) -> int:
     try:
         results = run_large_batch(configs, settings, seed=a.seed, progress=sys.stderr.isatty(),
                                   log=lambda s: print(s, flush=True), done=done,
-                                  save=lambda r: _write_json(partial, dict(r, identity=identity)))
+                                  save=lambda r: write_json_atomic(partial, dict(r, identity=identity)))
         results["seconds"] = earlier + time.perf_counter() - t0
-        _write_json(out / name, compact(results) if a.grid else results)
+        write_json_atomic(out / name, compact(results) if a.grid else results)
         print(f"wrote {out / name} ({results['seconds']:.0f} s)")
         if not a.grid:
             _write_table_and_figures(results, out)
     except KeyboardInterrupt:
-        kept = len(json.loads(partial.read_text())["rows"]) if partial.exists() else 0
-        where = f", kept in {partial}" if kept else ""
-        print(f"\ninterrupted: {kept} of {len(configs)} configs done{where}; run the same command "
-              "to go on", file=sys.stderr)
-        return 130  # the shell's code for Ctrl-C
+        return interrupted(partial, len(configs), "configs")
     partial.unlink(missing_ok=True)  # finished: the outputs are those of an uninterrupted run
     return 0
 

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from analysis.checks import check_count
 from analysis.layers import clip_latent_weights_
+from analysis.partial import write_text_atomic
 
 __all__ = [
     "fit",
@@ -157,7 +158,7 @@ class History:
 
     def save(self, run_dir: str | Path) -> None:
         run_dir = Path(run_dir)
-        _atomic_write_text(run_dir / "metrics.json", json.dumps(self.epochs, indent=1))
+        write_text_atomic(run_dir / "metrics.json", json.dumps(self.epochs, indent=1))
         if self.epochs:
             tmp = run_dir / "metrics.csv.tmp"
             with open(tmp, "w", newline="") as f:
@@ -169,12 +170,6 @@ class History:
     @classmethod
     def load(cls, run_dir: str | Path) -> History:
         return cls(json.loads((Path(run_dir) / "metrics.json").read_text()))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(path: str | Path, state: TrainState, extra: dict | None = None) -> None:
@@ -497,7 +492,7 @@ def cli(argv: list[str]) -> int:
         return 2
     config["model_options"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1))
+    write_text_atomic(run_dir / "config.json", json.dumps(config, indent=1))
     print(f"run folder: {run_dir}")
     history = fit(model, train, test_data=test, epochs=config["epochs"],
                   batch_size=config["batch_size"], optimizer=config["optimizer"], lr=config["lr"],

@@ -482,7 +482,7 @@ def test_experiment_cli_refuses_a_partial_sweep_of_other_settings(tmp_path, monk
     with pytest.raises(SystemExit) as exit_:
         L.experiment_cli(["--fast", "--loss", "logistic", "--out", str(tmp_path)])
     assert exit_.value.code == 2
-    assert (f"error: {tmp_path / 'minima.partial.json'} holds an unfinished sweep with loss = "
+    assert (f"error: {tmp_path / 'minima.partial.json'} holds an unfinished run with loss = "
             "'quadratic', not 'logistic': run with its settings to resume it, or choose another "
             "--out") in capsys.readouterr().err
     assert len(ran) == 2  # nothing ran

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from analysis.landscape.net import (
     training_error,
 )
 from analysis.landscape.train import train_many
+from analysis.partial import interrupted, load_partial, write_json_atomic
 
 __all__ = [
     "interpolate_1d",
@@ -205,38 +205,12 @@ def example_slices(n: int, d0: int, widths: tuple[int, int], seed: int = 0,
 def shipped_sweep() -> dict:
     """The normal-mode sweep of `python -m analysis experiment minima` shipped with the package
     (analysis/results/minima.json): {"settings": ..., "rows": [...]}."""
-    import json
 
     path = Path(__file__).resolve().parents[1] / "results" / "minima.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `python -m analysis experiment minima "
                                 f"--out runs/minima` and copy runs/minima/minima.json there")
     return json.loads(path.read_text())
-
-
-def _write_json(path: Path, obj) -> None:
-    """Write `obj` as JSON atomically: a temporary file in the same folder, then a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
-
-
-def _partial_rows(path: Path, identity: dict, p) -> list[dict]:
-    """The rows kept in the partial file `path` by an interrupted sweep ([] if there is none);
-    an argparse error if they were made with other settings than `identity`."""
-    if not path.exists():
-        return []
-    try:
-        kept = json.loads(path.read_text())
-    except ValueError as e:
-        p.error(f"cannot read {path} ({e}); remove it to start the sweep again")
-    identity = json.loads(json.dumps(identity))  # tuples → lists, as read back from JSON
-    for key in sorted(identity.keys() | kept["identity"].keys()):
-        if kept["identity"].get(key) != identity.get(key):
-            p.error(f"{path} holds an unfinished sweep with {key} = {kept['identity'].get(key)!r}, "
-                    f"not {identity.get(key)!r}: run with its settings to resume it, or choose "
-                    f"another --out")
-    return kept["rows"]
 
 
 def _sweep_rows(cfg: dict, a, done: list[dict], save) -> list[dict]:
@@ -294,7 +268,7 @@ def experiment_cli(argv: list[str]) -> int:
     partial = out / "minima.partial.json"
     identity = {"mode": "fast" if a.fast else "normal", **cfg, "activation": a.activation,
                 "loss": a.loss, "seed": a.seed}
-    done = _partial_rows(partial, identity, p)
+    done = (load_partial(partial, identity, p) or {"rows": []})["rows"]
     out.mkdir(parents=True, exist_ok=True)
     total = len(cfg["data"]) * len(cfg["widths"])
     print(f"minima sweep ({'fast' if a.fast else 'normal'}): N={cfg['n']}, d0={cfg['d0']}, "
@@ -305,14 +279,14 @@ def experiment_cli(argv: list[str]) -> int:
     earlier = sum(r["seconds"] for r in done)  # of the rows kept
     t0 = time.perf_counter()
     try:
-        rows = _sweep_rows(cfg, a, done, lambda r: _write_json(partial, {"identity": identity,
-                                                                          "rows": r}))
+        rows = _sweep_rows(cfg, a, done, lambda r: write_json_atomic(partial, {"identity": identity,
+                                                                                "rows": r}))
         widths = (cfg["widths"][1], cfg["widths"][-2])
         slices = example_slices(cfg["n"], cfg["d0"], widths, a.seed)
         seconds = earlier + time.perf_counter() - t0
         settings = {**cfg, "activation": a.activation, "loss": a.loss, "seed": a.seed,
                     "seconds": seconds}
-        _write_json(out / "minima.json", {"settings": settings, "rows": rows})
+        write_json_atomic(out / "minima.json", {"settings": settings, "rows": rows})
         _write_csv(out / "minima.csv", rows)
         table = markdown_table(rows)
         (out / "minima.md").write_text(table + "\n")
@@ -325,11 +299,7 @@ def experiment_cli(argv: list[str]) -> int:
         for fname, fig in figs.items():
             fig.savefig(out / fname, dpi=110, bbox_inches="tight")
     except KeyboardInterrupt:
-        kept = len(json.loads(partial.read_text())["rows"]) if partial.exists() else 0
-        where = f", kept in {partial}" if kept else ""
-        print(f"\ninterrupted: {kept} of {total} rows done{where}; run the same command to go on",
-              file=sys.stderr)
-        return 130  # the shell's code for Ctrl-C
+        return interrupted(partial, total, "rows")
     partial.unlink(missing_ok=True)  # finished: the outputs are those of an uninterrupted run
     print(f"wrote {out / 'minima.json'}, minima.csv, minima.md, " + ", ".join(figs))
     return 0

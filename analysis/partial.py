@@ -1,0 +1,56 @@
+"""Nothing lost when a run is interrupted: files written atomically, and experiments resumed.
+
+A file is written to `NAME.tmp` beside it and renamed over it (`os.replace`), so a crash leaves
+the old file or the new one, never half of one. A long experiment (`python -m analysis
+experiment large-batch`, `... minima`) writes what it has finished, after each unit, to a
+partial file in its output folder, with the settings that made it; the same command reads it
+back (`load_partial`) and runs only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["write_text_atomic", "write_json_atomic", "load_partial", "interrupted"]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj, indent: int | None = None) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=indent))
+
+
+def load_partial(path: Path, identity: dict, p) -> dict | None:
+    """What an interrupted run kept in the partial file `path` ({"identity": settings, ...}),
+    or None if there is none; an argparse error (parser `p`) if other settings made it."""
+    if not path.exists():
+        return None
+    try:
+        kept = json.loads(path.read_text())
+    except ValueError as e:
+        p.error(f"cannot read {path} ({e}); remove it to start again")
+    identity = json.loads(json.dumps(identity))  # tuples → lists, as read back from JSON
+    for key in sorted(identity.keys() | kept["identity"].keys()):
+        if kept["identity"].get(key) != identity.get(key):
+            p.error(f"{path} holds an unfinished run with {key} = {kept['identity'].get(key)!r}, "
+                    f"not {identity.get(key)!r}: run with its settings to resume it, or choose "
+                    f"another --out")
+    return kept
+
+
+def interrupted(partial: Path, total: int, unit: str) -> int:
+    """After Ctrl-C: one line on stderr (how many `unit`s of `total` the partial file keeps,
+    and how to go on); returns 130, the shell's code for Ctrl-C."""
+    kept = len(json.loads(partial.read_text())["rows"]) if partial.exists() else 0
+    where = f", kept in {partial}" if kept else ""
+    print(f"\ninterrupted: {kept} of {total} {unit} done{where}; run the same command to go on",
+          file=sys.stderr)
+    return 130
