@@ -198,60 +198,61 @@ def layer_inputs(model: nn.Module, layers: dict[str, nn.Module], X: Tensor,
 
 # --- batch-norm variants ---------------------------------------------------------------
 
-class _GhostBatchNorm(nn.Module):
+class _GhostBatchNorm:
     """Batch-norm with statistics over ghost batches of `ghost_size` samples (Hoffer et al. 2017).
 
     A batch of B = G·ghost_size samples is viewed as G ghost batches; each is normalized by
     its own mean and variance, in one vectorized pass. Running statistics (for evaluation)
     average the ghost-batch statistics. With ghost_size == B it is ordinary batch-norm.
+    A torch batch-norm otherwise (same options, buffers and state_dict, `num_batches_tracked`
+    included), so a model built with or without ghost batches loads the other's weights.
     """
 
     def __init__(self, num_features: int, ghost_size: int, eps: float = 1e-5,
-                 momentum: float = 0.1):
-        super().__init__()
-        if momentum is None or not 0 < momentum <= 1:  # None (torch's cumulative average) included
-            raise ValueError(f"momentum must be in (0, 1], got {momentum!r}")
-        self.num_features, self.ghost_size = num_features, check_count("ghost_size", ghost_size)
-        self.eps, self.momentum = eps, momentum
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features))
-
-    def _shape(self, x: Tensor) -> list[int]:
-        return [1, -1] + [1] * (x.dim() - 2)
+                 momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None):
+        if momentum is not None and not 0 < momentum <= 1:  # None: the cumulative average
+            raise ValueError(f"momentum must be in (0, 1] or None, got {momentum!r}")
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats, device=device, dtype=dtype)
+        self.ghost_size = check_count("ghost_size", ghost_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = self._shape(x)
-        if not self.training:
+        self._check_input_dim(x)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        tracking = self.running_mean is not None
+        if not self.training and tracking:
             x_hat = (x - self.running_mean.view(shape)) / torch.sqrt(
                 self.running_var.view(shape) + self.eps)
-            return x_hat * self.weight.view(shape) + self.bias.view(shape)
-        B = x.shape[0]
-        if B % self.ghost_size:
-            raise ValueError(f"ghost_size {self.ghost_size} must divide the batch size {B}")
-        G = B // self.ghost_size
-        xg = x.reshape(G, self.ghost_size, *x.shape[1:])
-        dims = [1] + list(range(3, xg.dim()))  # samples and spatial positions
-        mean = xg.mean(dim=dims, keepdim=True)
-        var = xg.var(dim=dims, unbiased=False, keepdim=True)
-        x_hat = ((xg - mean) / torch.sqrt(var + self.eps)).reshape_as(x)
-        with torch.no_grad():
-            n = xg.numel() / (G * self.num_features)
-            unbiased = var.mean(0).flatten() * n / max(n - 1, 1)
-            self.running_mean.lerp_(mean.mean(0).flatten(), self.momentum)
-            self.running_var.lerp_(unbiased, self.momentum)
-        return x_hat * self.weight.view(shape) + self.bias.view(shape)
+        else:
+            B = x.shape[0]
+            if B % self.ghost_size:
+                raise ValueError(f"ghost_size {self.ghost_size} must divide the batch size {B}")
+            G = B // self.ghost_size
+            xg = x.reshape(G, self.ghost_size, *x.shape[1:])
+            dims = [1] + list(range(3, xg.dim()))  # samples and spatial positions
+            mean = xg.mean(dim=dims, keepdim=True)
+            var = xg.var(dim=dims, unbiased=False, keepdim=True)
+            x_hat = ((xg - mean) / torch.sqrt(var + self.eps)).reshape_as(x)
+            if self.training and tracking:
+                with torch.no_grad():
+                    self.num_batches_tracked += 1  # momentum=None: the cumulative average, as in torch
+                    m = self.momentum if self.momentum is not None else 1 / int(self.num_batches_tracked)
+                    n = xg.numel() / (G * self.num_features)
+                    unbiased = var.mean(0).flatten() * n / max(n - 1, 1)
+                    self.running_mean.lerp_(mean.mean(0).flatten(), m)
+                    self.running_var.lerp_(unbiased, m)
+        return x_hat * self.weight.view(shape) + self.bias.view(shape) if self.affine else x_hat
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, ghost_size={self.ghost_size}"
+        return f"{super().extra_repr()}, ghost_size={self.ghost_size}"
 
 
-class GhostBatchNorm1d(_GhostBatchNorm):
+class GhostBatchNorm1d(_GhostBatchNorm, nn.BatchNorm1d):
     """Ghost batch-norm for (B, C) inputs."""
 
 
-class GhostBatchNorm2d(_GhostBatchNorm):
+class GhostBatchNorm2d(_GhostBatchNorm, nn.BatchNorm2d):
     """Ghost batch-norm for (B, C, H, W) inputs."""
 
 

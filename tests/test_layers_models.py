@@ -368,12 +368,53 @@ def test_quant_conv_takes_the_arguments_of_conv2d():
 
 
 def test_ghost_batchnorm_refuses_a_momentum_it_cannot_use():
-    """momentum=None (torch's cumulative average) failed at the first forward inside lerp_."""
     from analysis.layers import GhostBatchNorm1d
 
-    for momentum in (None, 0.0, 1.5):
+    for momentum in (0.0, 1.5):
         with pytest.raises(ValueError, match="momentum must be in"):
             GhostBatchNorm1d(4, 8, momentum=momentum)
+
+
+def test_ghost_batchnorm_is_a_torch_batchnorm_with_its_options_and_state_dict():
+    """GhostBatchNorm was a bare nn.Module: no num_batches_tracked, so the weights of a model built
+    without ghost_size (nn.BatchNorm1d) did not load into its twin with ghost batches
+    ('Unexpected key(s) in state_dict: "2.num_batches_tracked"'); momentum=None (torch's
+    cumulative average), affine=False and track_running_stats=False were refused or ignored;
+    a 4-d input to the 1d module passed; and code that looks for batch-norms
+    (isinstance _BatchNorm, e.g. clipping.ptq.fold_bn_scale_) skipped it."""
+    import io
+
+    from analysis.layers import GhostBatchNorm1d, GhostBatchNorm2d
+
+    torch.manual_seed(0)
+    kw = dict(width=8, depth=1, in_shape=(1, 4, 4), num_classes=3)
+    plain, ghost = models.build("mlp", **kw), models.build("mlp", ghost_size=4, **kw)
+    plain.train()(torch.randn(16, 1, 4, 4))  # running statistics that differ from the defaults
+    for source, target in ((plain, ghost), (ghost, plain)):
+        buffer = io.BytesIO()
+        torch.save(source.state_dict(), buffer)
+        buffer.seek(0)
+        target.load_state_dict(torch.load(buffer, weights_only=True))  # strict
+    x = torch.randn(6, 1, 4, 4)
+    torch.testing.assert_close(ghost.eval()(x), plain.eval()(x))
+    assert isinstance(ghost[2], nn.modules.batchnorm._BatchNorm)
+
+    # momentum=None: the running mean is the plain average of the batch means
+    gbn = GhostBatchNorm1d(3, ghost_size=4, momentum=None)
+    xs = [torch.randn(8, 3) + i for i in range(3)]
+    for xb in xs:
+        gbn(xb)
+    torch.testing.assert_close(gbn.running_mean, torch.stack([xb.mean(0) for xb in xs]).mean(0))
+    assert int(gbn.num_batches_tracked) == 3
+    # affine=False: no γ, β; track_running_stats=False: ghost-batch statistics in eval too
+    gbn = GhostBatchNorm2d(3, ghost_size=2, affine=False, track_running_stats=False).eval()
+    assert not list(gbn.parameters()) and gbn.running_mean is None
+    x4 = torch.randn(4, 3, 2, 2)
+    expected = torch.cat([nn.BatchNorm2d(3, affine=False)(c) for c in x4.split(2)])
+    torch.testing.assert_close(gbn(x4), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="expected 2D or 3D input"):
+        GhostBatchNorm1d(3, ghost_size=2)(x4)
+    assert "ghost_size=2" in repr(gbn)
 
 
 def test_model_size_counts_a_shared_weight_once():
