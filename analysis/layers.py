@@ -258,8 +258,8 @@ class GhostBatchNorm2d(_GhostBatchNorm, nn.BatchNorm2d):
 
 class _CheapScaleBatchNorm:
     """Batch-norm whose σ in training is estimated without squares, from `_sigma(centred, dims, n)`:
-    x̂ = (x − μ)/σ̂ per channel, over the batch (and the positions, for (B, C, H, W) input).
-    The running mean and σ̂² feed evaluation, which is ordinary batch-norm on them.
+    x̂ = (x − μ)/sqrt(σ̂² + ε) per channel, over the batch (and the positions, for (B, C, H, W)
+    input). The running mean and σ̂² feed evaluation, which is ordinary batch-norm on them.
 
     σ̂² is the one square left, so the running statistics stay float32 when the module is
     cast to float16 or bfloat16: in float16, σ̂² overflows once σ̂ > 256 (256² > 65504),
@@ -297,7 +297,10 @@ class _CheapScaleBatchNorm:
                 stats = self.running_var.dtype
                 self.running_mean.lerp_(mu.to(stats), m)
                 self.running_var.lerp_(sigma.to(stats) ** 2, m)
-        x_hat = centred / (sigma + self.eps).view(shape)
+        # ε as in torch's batch-norm, sqrt(σ̂² + ε), the evaluation's sqrt(running_var + ε) (σ̂ + ε
+        # made a unit with σ̂ ~ √ε twice as large in training); hypot forms no σ̂², which
+        # overflows float16 once σ̂ > 256
+        x_hat = centred / torch.hypot(sigma, sigma.new_tensor(math.sqrt(self.eps))).view(shape)
         return x_hat * self.weight.view(shape) + self.bias.view(shape) if self.affine else x_hat
 
 

@@ -173,7 +173,7 @@ def _by_hand(x: torch.Tensor, kind: str) -> torch.Tensor:
         sigma = centred.abs().sort(0).values[-10:].mean(0) / topk_constant(n, 10)
     else:
         sigma = centred.abs().mean(0) * math.sqrt(math.pi / 2)
-    return centred / (sigma + 1e-5)
+    return centred / (sigma**2 + 1e-5).sqrt()
 
 
 @pytest.mark.parametrize("kind,cls1d,cls2d", [("range", RangeBatchNorm1d, RangeBatchNorm2d),
@@ -227,6 +227,20 @@ def test_cheap_batchnorm_evaluates_with_the_sigma_it_trained_with(cls, ratio):
     view = (1, 2, 1, 1)
     expected = (x - bn.running_mean.view(view)) / (bn.running_var.view(view) + bn.eps).sqrt()
     torch.testing.assert_close(bn(x), expected)
+
+
+@pytest.mark.parametrize("cls", [RangeBatchNorm1d, L1BatchNorm1d, TopKBatchNorm1d])
+def test_cheap_batchnorm_evaluates_a_batch_as_it_trained_on_it_at_any_sigma(cls):
+    """Training divided by σ̂ + ε, evaluation (torch's batch-norm) by sqrt(σ̂² + ε): a unit with
+    σ = 0.002 had a std of about 1.0 in training and 0.57 in evaluation on the same batch,
+    its running statistics being that batch's (momentum 1). Both are sqrt(σ̂² + ε) now, as in
+    torch's BatchNorm1d, whose two modes agree."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(256, 3, generator=g) * torch.tensor([1.0, 0.01, 0.002]) + 0.5
+    bn = cls(3, momentum=1.0)
+    with torch.no_grad():
+        trained = bn(x)
+        torch.testing.assert_close(bn.eval()(x), trained, rtol=1e-4, atol=1e-4)
 
 
 def test_cheap_batchnorm_options_behave_as_torch_batchnorm():
