@@ -403,10 +403,11 @@ class FixedClassifier(nn.Module):
     """The last layer of "Fix your classifier" (Hoffer, Hubara, Soudry, ICLR 2018): scores
     y = α · W x/‖x‖ with W fixed and one learned scale α (the only parameter).
 
-    W (C × N) is rows 1 … C of the Sylvester Hadamard matrix H_P of order P, the least power
-    of two ≥ N, cut to the N inputs and scaled by 1/√N: entries ±1/√N, so W x needs additions
-    and subtractions only; the rows are orthogonal when N = P. Row 0 (all ones) is left out:
-    features after a ReLU are ≥ 0, and that row would score class 0 highest for every input.
+    W (C × N) is C rows of the Sylvester Hadamard matrix H_P of order P, the least power of
+    two ≥ N, cut to the N inputs and scaled by 1/√N: entries ±1/√N, so W x needs additions
+    and subtractions only; the rows are orthogonal when N = P (rows 1 … C then). Row 0 (all
+    ones) is left out: features after a ReLU are ≥ 0, and that row would score class 0 highest
+    for every input; for N < P the rows whose first N entries sum closest to 0 are taken.
     So C ≤ P − 1: rows of a larger H_2P cut to N ≤ P columns repeat those of H_P, row 0 among
     them (two classes with the same scores, one of them always the highest on ReLU features).
     """
@@ -420,7 +421,10 @@ class FixedClassifier(nn.Module):
             raise ValueError(f"FixedClassifier: {n} inputs give {order - 1} distinct Hadamard rows "
                              f"besides the all-ones one, fewer than num_classes={c}; "
                              f"use more than {enough // 2} inputs")
-        rows = linalg.hadamard(order)[1:c + 1, :n] / math.sqrt(n)
+        H = linalg.hadamard(order)[1:, :n]
+        # the C most balanced rows (least |Σ_j W_cj|, ties in order): cut to N < P columns a row
+        # can be nearly all ones, e.g. row 8 of H_16 at N = 9 (sum 7), and win like row 0 would
+        rows = H[np.argsort(np.abs(H.sum(1)), kind="stable")[:c]] / math.sqrt(n)
         self.register_buffer("weight", torch.tensor(rows, dtype=torch.float32))
         self.scale = nn.Parameter(torch.tensor(float(scale)))
 

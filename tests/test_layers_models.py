@@ -364,6 +364,21 @@ def test_fixed_classifier_refuses_more_classes_than_distinct_hadamard_rows():
     assert len(head(torch.rand(1000, 8)).argmax(1).unique()) == 7  # ReLU-like input: each class wins
 
 
+def test_fixed_classifier_rows_do_not_favour_a_class_on_non_negative_features():
+    """Rows 1 … C of H_P cut to N < P columns can be nearly all ones: row 8 of H_16 at N = 9 is
+    eight +1 and one −1, and class 7 won 95 % of uniform [0, 1) inputs (N = 200: 33 %, three
+    times its share), what leaving out row 0 was for. The most balanced rows are taken now;
+    at N = P they are rows 1 … C as before."""
+    from scipy import linalg
+
+    torch.testing.assert_close(FixedClassifier(16, 10).weight,
+                               torch.tensor(linalg.hadamard(16)[1:11] / 4, dtype=torch.float32))
+    torch.manual_seed(0)
+    for n in (9, 100, 200):
+        wins = FixedClassifier(n, 10)(torch.rand(4000, n)).argmax(1).bincount(minlength=10)
+        assert wins.max().item() < 2 * 4000 / 10, (n, wins.tolist())
+
+
 def test_quant_conv_takes_the_arguments_of_conv2d():
     """groups, dilation, padding_mode, device and dtype were a TypeError ('same arguments as nn.Conv2d')."""
     import torch.nn.functional as F
