@@ -100,7 +100,7 @@ def test_figures_build():
     X, y = data.load("separable", n=20, d=2, seed=3)
     r = M.gradient_descent(X, y, steps=2_000, record=5)
     assert len(P.data_and_trajectory(X, y, r).axes) == 2
-    fit = M.fit_rate(r.t, np.degrees(r.angle), decades=2)
+    fit = M.fit_rate(r.t, r.angle, decades=2)  # radians, as the lesson fits it
     assert len(P.gap_curves([r], fits=[fit]).axes) == 3
     Xt, yt = data.load("separable", "test", n=50, d=2, seed=3)
     assert len(P.train_past_zero_error(r, M.evaluate(r, Xt, yt)).axes) == 2

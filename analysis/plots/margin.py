@@ -69,7 +69,10 @@ def data_and_trajectory(X, y, record: GDRecord, times: Sequence[int] = (10, 100,
 def gap_curves(records: Sequence[GDRecord], labels: Sequence[str] | None = None,
                fits: Sequence[RateFit | None] | None = None, theory: bool = True) -> Figure:
     """Log-log curves vs t: the angle to the SVM direction (with the fitted a + b/log t),
-    the margin gap γ − min_n y_n x_nᵀw/‖w‖, and the loss with the theory ‖ŵ‖²/(η t)."""
+    the margin gap γ − min_n y_n x_nᵀw/‖w‖, and the loss with the theory ‖ŵ‖²/(η t).
+
+    fits: `fit_rate(r.t, r.angle, "1/log t")` per record (radians, as `GDRecord.angle`), drawn
+    and labelled in degrees like the axis."""
     labels = labels or [f"{r.optimizer}, {r.loss_name}" for r in records]
     fig, (a1, a2, a3) = new_figure(3, width=3.9, height=3.3)
     for k, (r, label) in enumerate(zip(records, labels)):
@@ -80,8 +83,9 @@ def gap_curves(records: Sequence[GDRecord], labels: Sequence[str] | None = None,
         fit = fits[k] if fits else None
         if fit is not None:
             tt = r.t[(r.t >= fit.t_min) & (r.t <= fit.t_max)]
+            a, b = np.degrees(fit.intercept), np.degrees(fit.slope)  # the axis is in degrees
             a1.loglog(tt, np.degrees(fit.predict(tt)), ":", color="k", lw=1.2,
-                      label=f"{fit.intercept:+.3f} + {fit.slope:.2f}/log t (R²={fit.r2:.3f})")
+                      label=f"{a:+.2f}° {b:+.1f}°/log t (R²={fit.r2:.3f})")
         if theory and r.optimizer == "gd":
             a3.loglog(r.t, float(r.svm.w @ r.svm.w) / (r.lr * r.t), "--", color=PALETTE["paper"],
                       lw=1, label="theory ‖ŵ‖²/(ηt)" if k == 0 else None)
