@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 
 from analysis import data  # noqa: E402
 from analysis import margin as M  # noqa: E402
+from analysis.plots import diffusion as D  # noqa: E402
 from analysis.plots import margin as P  # noqa: E402
 
 
@@ -36,4 +37,28 @@ def test_gap_curves_fit_label_is_in_the_degrees_of_its_axis():
     t = np.asarray(line.get_xdata(), dtype=float)
     deg = np.degrees(fit.intercept) + np.degrees(fit.slope) / np.log(t)
     np.testing.assert_allclose(line.get_ydata(), deg)
+
+
+def _record(n: int, distance=None) -> dict:
+    steps = list(range(1, n + 1))
+    return {"steps": steps, "distance": distance or [0.1 + np.log(t) for t in steps]}
+
+
+@pytest.mark.parametrize("fit_run", [
+    _record(6, [0.1, 0.5, 0.8, float("nan"), float("nan"), float("nan")]),  # diverged
+    _record(2),                                                            # too short to fit
+])
+def test_distance_vs_updates_draws_a_run_it_cannot_fit(fit_run):
+    """The large-batch experiment draws this figure after its runs: a fitted run that diverged
+    (NaN distances) or has under 3 points raised ValueError there, and no figure was written."""
+    fig = D.distance_vs_updates({"records": {"small batch": fit_run}})
+    labels = [ln.get_label() for ln in fig.axes[0].get_lines()]
+    assert labels == ["small batch"]  # the curve, and no fit line
+    fig.savefig(__import__("io").BytesIO(), format="png")
+
+
+def test_distance_vs_updates_still_fits_a_good_run():
+    fig = D.distance_vs_updates({"records": {"a": _record(20), "b": _record(5)}})
+    labels = [ln.get_label() for ln in fig.axes[0].get_lines()]
+    assert labels[:2] == ["a", "b"] and labels[2].startswith("fit to a: 0.10 + 1.00·log t")
 

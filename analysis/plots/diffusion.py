@@ -39,11 +39,15 @@ def distance_vs_updates(results: dict, names: Sequence[str] | None = None, fit_o
                 lw=1.8, label=name)
     fit_of = fit_of or max(names, key=lambda n: records[n]["steps"][-1])
     r = records[fit_of]
-    fits = compare_fits(r["steps"], r["distance"])
-    t = np.asarray(r["steps"], dtype=float)
-    ax.plot(t, predict("log", fits["log"], t), "k--", lw=1,
-            label=f"fit to {fit_of}: {fits['log']['a']:.2f} + {fits['log']['b']:.2f}·log t "
-                  f"(R² {fits['log']['r2']:.3f})")
+    try:
+        fits = compare_fits(r["steps"], r["distance"])
+    except ValueError:  # a diverged run (NaN distances) or under 3 points: drawn, not fitted
+        fits = None
+    if fits:
+        t = np.asarray(r["steps"], dtype=float)
+        ax.plot(t, predict("log", fits["log"], t), "k--", lw=1,
+                label=f"fit to {fit_of}: {fits['log']['a']:.2f} + {fits['log']['b']:.2f}·log t "
+                      f"(R² {fits['log']['r2']:.3f})")
     ax.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖", title="weight diffusion (measured)")
     ax.legend(fontsize=7)
     return fig
