@@ -5,12 +5,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from analysis import data  # noqa: E402
 from analysis import margin as M  # noqa: E402
+from analysis.plots import PALETTE  # noqa: E402
 from analysis.plots import diffusion as D  # noqa: E402
 from analysis.plots import margin as P  # noqa: E402
 
@@ -62,3 +64,14 @@ def test_distance_vs_updates_still_fits_a_good_run():
     labels = [ln.get_label() for ln in fig.axes[0].get_lines()]
     assert labels[:2] == ["a", "b"] and labels[2].startswith("fit to a: 0.10 + 1.00·log t")
 
+
+def test_layer_distances_tells_every_layer_apart_and_keeps_grey_for_the_paper():
+    """8 layers in 6 colours drew layers 1 and 7, 2 and 8 with the same colour and line style
+    (the legend could not say which curve is which), and layer 6 in the paper's grey."""
+    steps = list(range(1, 11))
+    record = {"steps": steps, "layers": {str(i): [i * 0.1 * t for t in steps] for i in range(8, 0, -1)}}
+    lines = D.layer_distances(record).axes[0].get_lines()
+    assert len(lines) == 8
+    styles = [(mcolors.to_hex(ln.get_color()), ln.get_linestyle()) for ln in lines]
+    assert len(set(styles)) == 8
+    assert mcolors.to_hex(PALETTE["paper"]) not in {c for c, _ in styles}

@@ -99,8 +99,11 @@ def layer_distances(record: dict, top: int = 8) -> Figure:
     """Per-layer ‖w_t − w_0‖ of one record (the `top` layers that move most)."""
     fig, ax = new_figure(width=5.2, height=3.4)
     layers = sorted(record["layers"].items(), key=lambda kv: -kv[1][-1])[:top]
+    colors = [c for c in COLORS if c != PALETTE["paper"]]  # grey is the paper's
+    styles = ["-", "--", ":", "-."]  # a new style each time the colours come round again
     for i, (name, d) in enumerate(layers):
-        ax.plot(record["steps"], d, color=COLORS[i % len(COLORS)], label=f"layer {name}")
+        ax.plot(record["steps"], d, styles[i // len(colors) % len(styles)],
+                color=colors[i % len(colors)], label=f"layer {name}")
     ax.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖ of the layer", title="per layer")
     ax.legend(fontsize=7)
     return fig
