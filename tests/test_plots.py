@@ -14,6 +14,7 @@ from analysis import data  # noqa: E402
 from analysis import margin as M  # noqa: E402
 from analysis.plots import PALETTE  # noqa: E402
 from analysis.plots import diffusion as D  # noqa: E402
+from analysis.plots import landscape as LS  # noqa: E402
 from analysis.plots import margin as P  # noqa: E402
 
 
@@ -75,3 +76,25 @@ def test_layer_distances_tells_every_layer_apart_and_keeps_grey_for_the_paper():
     styles = [(mcolors.to_hex(ln.get_color()), ln.get_linestyle()) for ln in lines]
     assert len(set(styles)) == 8
     assert mcolors.to_hex(PALETTE["paper"]) not in {c for c, _ in styles}
+
+
+
+def _step_counts(patch) -> np.ndarray:
+    """Bin heights of a histtype="step" histogram: vertices (x0, 0), (x0, h0), (x1, h0), (x1, h1), ..."""
+    return patch.get_xy()[1:-1:2, 1]
+
+
+def test_hessian_spectrum_counts_every_eigenvalue():
+    """The bins ended at ±100: an eigenvalue beyond (a sharper minimum, a larger d0) was left out
+    of the histogram without a word."""
+    lam = np.array([-1e-3, 0.0, 2.0, 500.0, -3000.0])
+    ax = LS.hessian_spectrum({"a": lam, "b": np.array([1.0, 2.0])}).axes[0]
+    assert [_step_counts(p).sum() for p in ax.patches] == [5, 2]
+    lo, hi = ax.get_xlim()
+    assert lo <= -3000 and hi >= 500
+
+
+def test_hessian_spectrum_keeps_its_bins_for_small_eigenvalues():
+    (patch,) = LS.hessian_spectrum({"a": np.array([-1e-3, 0.0, 2.0])}).axes[0].patches
+    assert _step_counts(patch).sum() == 3
+    assert patch.get_xy()[:, 0].min() == -100 and patch.get_xy()[:, 0].max() == 100

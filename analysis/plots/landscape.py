@@ -101,9 +101,12 @@ def endpoint_summary(fractions: dict[str, float], errors: Sequence[float],
 def hessian_spectrum(spectra: dict[str, np.ndarray], bins: int = 40) -> Figure:
     """Histograms of Hessian eigenvalues, one per labelled endpoint (symlog x axis)."""
     fig, ax = new_figure(width=5.0, height=3.2)
+    spectra = {name: np.asarray(lam, dtype=float) for name, lam in spectra.items()}
+    # bins out to ±10^2, or further where an eigenvalue is (beyond the last edge it was dropped)
+    top = max([2.0] + [np.ceil(np.log10(np.abs(lam).max())) for lam in spectra.values()
+                       if lam.size and np.abs(lam).max() > 0])
     for i, (name, lam) in enumerate(spectra.items()):
-        lam = np.asarray(lam, dtype=float)
-        edges = np.concatenate([-np.logspace(2, -8, bins // 2), [0], np.logspace(-8, 2, bins // 2)])
+        edges = np.concatenate([-np.logspace(top, -8, bins // 2), [0], np.logspace(-8, top, bins // 2)])
         ax.hist(lam, bins=edges, histtype="step", lw=1.6,
                 color=DATA_COLORS[i % len(DATA_COLORS)], label=f"{name} (λmin {lam.min():.1e})")
     ax.set_xscale("symlog", linthresh=1e-8)
