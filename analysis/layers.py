@@ -202,8 +202,9 @@ class _GhostBatchNorm:
     """Batch-norm with statistics over ghost batches of `ghost_size` samples (Hoffer et al. 2017).
 
     A batch of B = G·ghost_size samples is viewed as G ghost batches; each is normalized by
-    its own mean and variance, in one vectorized pass. Running statistics (for evaluation)
-    average the ghost-batch statistics. With ghost_size == B it is ordinary batch-norm.
+    its own mean and variance, in one vectorized pass. The running statistics (for evaluation)
+    take one momentum step per ghost batch, G a batch, as if each were a batch of its own.
+    With ghost_size == B it is ordinary batch-norm.
     A torch batch-norm otherwise (same options, buffers and state_dict, `num_batches_tracked`
     included), so a model built with or without ghost batches loads the other's weights.
     """
@@ -235,13 +236,16 @@ class _GhostBatchNorm:
             var = xg.var(dim=dims, unbiased=False, keepdim=True)
             x_hat = ((xg - mean) / torch.sqrt(var + self.eps)).reshape_as(x)
             if self.training and tracking:
+                # one momentum step per ghost batch, as if each were a batch of its own (the
+                # paper's Algorithm 1; its code runs batch-norm on the ghost batches in turn)
+                n = xg.numel() / (G * self.num_features)
+                unbiased = var.reshape(G, -1) * n / max(n - 1, 1)
                 with torch.no_grad():
-                    self.num_batches_tracked += 1  # momentum=None: the cumulative average, as in torch
-                    m = self.momentum if self.momentum is not None else 1 / int(self.num_batches_tracked)
-                    n = xg.numel() / (G * self.num_features)
-                    unbiased = var.mean(0).flatten() * n / max(n - 1, 1)
-                    self.running_mean.lerp_(mean.mean(0).flatten(), m)
-                    self.running_var.lerp_(unbiased, m)
+                    for mean_l, var_l in zip(mean.reshape(G, -1), unbiased):
+                        self.num_batches_tracked += 1  # momentum=None: the cumulative average
+                        m = self.momentum if self.momentum is not None else 1 / int(self.num_batches_tracked)
+                        self.running_mean.lerp_(mean_l, m)
+                        self.running_var.lerp_(var_l, m)
         return x_hat * self.weight.view(shape) + self.bias.view(shape) if self.affine else x_hat
 
     def extra_repr(self) -> str:

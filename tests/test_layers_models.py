@@ -428,13 +428,13 @@ def test_ghost_batchnorm_is_a_torch_batchnorm_with_its_options_and_state_dict():
     torch.testing.assert_close(ghost.eval()(x), plain.eval()(x))
     assert isinstance(ghost[2], nn.modules.batchnorm._BatchNorm)
 
-    # momentum=None: the running mean is the plain average of the batch means
+    # momentum=None: the running mean is the plain average of the ghost-batch means
     gbn = GhostBatchNorm1d(3, ghost_size=4, momentum=None)
     xs = [torch.randn(8, 3) + i for i in range(3)]
     for xb in xs:
         gbn(xb)
     torch.testing.assert_close(gbn.running_mean, torch.stack([xb.mean(0) for xb in xs]).mean(0))
-    assert int(gbn.num_batches_tracked) == 3
+    assert int(gbn.num_batches_tracked) == 6
     # affine=False: no γ, β; track_running_stats=False: ghost-batch statistics in eval too
     gbn = GhostBatchNorm2d(3, ghost_size=2, affine=False, track_running_stats=False).eval()
     assert not list(gbn.parameters()) and gbn.running_mean is None
