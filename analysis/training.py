@@ -500,7 +500,8 @@ def cli(argv: list[str]) -> int:
                   run_dir=run_dir, resume=True, progress=True)
     from analysis.plots import training_curves
 
-    fig = training_curves(history, title=f"{config['model']} on {config['dataset']}")
+    kind = "binary" if config["model"].startswith(("bnn", "qnn")) else "float"  # models.MODELS
+    fig = training_curves(history, kinds=[kind], title=f"{config['model']} on {config['dataset']}")
     fig.savefig(run_dir / "curves.png", dpi=110, bbox_inches="tight")
     f = history.final
     print(f"epochs {f['epoch']}  train error {f['train_error']:.4f}  "

@@ -98,3 +98,55 @@ def test_hessian_spectrum_keeps_its_bins_for_small_eigenvalues():
     (patch,) = LS.hessian_spectrum({"a": np.array([-1e-3, 0.0, 2.0])}).axes[0].patches
     assert _step_counts(patch).sum() == 3
     assert patch.get_xy()[:, 0].min() == -100 and patch.get_xy()[:, 0].max() == 100
+
+
+def _history(n: int = 3):
+    from analysis.training import History
+    return History([{"epoch": e, "train_loss": 1.0 / e, "train_error": 0.5 / e,
+                     "test_loss": 1.2 / e, "test_error": 0.6 / e} for e in range(1, n + 1)])
+
+
+def _line_colors(ax) -> dict[str, str]:
+    return {ln.get_label(): mcolors.to_hex(ln.get_color()) for ln in ax.get_lines()}
+
+
+def test_training_curves_colour_follows_the_kind_of_run_not_its_position():
+    """Colours were given by position through PALETTE: the train CLI's one float run (`train
+    --model mlp`) was drawn binary red, and a third run got the paper's grey."""
+    from analysis.plots import training_curves
+    # the train CLI: one float run
+    err = training_curves(_history(), kinds=["float"]).axes[1]
+    assert set(_line_colors(err).values()) == {PALETTE["float"]}
+    # lesson 01's call: binarized red, float teal, told by the labels
+    err = training_curves(_history(), _history(), labels=["binarized", "float"]).axes[1]
+    colors = _line_colors(err)
+    assert colors["binarized test"] == PALETTE["binary"] and colors["float test"] == PALETTE["float"]
+    # three measured runs: no grey, and two of a kind still told apart
+    err = training_curves(_history(), _history(), _history(),
+                          labels=["bnn-mlp", "mlp", "mlp wide"]).axes[1]
+    lines = {ln.get_label(): ln for ln in err.get_lines()}
+    assert PALETTE["paper"] not in _line_colors(err).values()
+    assert mcolors.to_hex(lines["mlp wide test"].get_color()) == PALETTE["float"]
+    assert lines["mlp test"].get_marker() != lines["mlp wide test"].get_marker()
+    with pytest.raises(ValueError, match="kinds"):
+        training_curves(_history(), kinds=["paper"])
+
+
+def test_train_cli_draws_a_float_run_in_teal(tmp_path, monkeypatch):
+    """`train --model mlp` wrote curves.png with its float run in binary red."""
+    import analysis.plots
+    from analysis import training
+
+    drawn = []
+
+    def spy(*args, **kwargs):
+        fig = training_curves(*args, **kwargs)
+        drawn.append(fig)
+        return fig
+
+    training_curves = analysis.plots.training_curves
+    monkeypatch.setattr(analysis.plots, "training_curves", spy)
+    for model, kind in (("mlp", "float"), ("bnn-mlp", "binary")):
+        assert training.cli(["--model", model, "--dataset", "digits", "--epochs", "1", "--width", "8",
+                             "--depth", "1", "--out", str(tmp_path), "--name", model]) == 0
+        assert set(_line_colors(drawn[-1].axes[1]).values()) == {PALETTE[kind]}, model

@@ -23,22 +23,41 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     return fig, axes
 
 
-def training_curves(*histories, labels: list[str] | None = None, title: str | None = None) -> Figure:
-    """Loss and error per epoch (train dashed, test solid) for one or more runs' histories."""
+def training_curves(*histories, labels: list[str] | None = None, kinds: list[str] | None = None,
+                    title: str | None = None) -> Figure:
+    """Loss and error per epoch (train dashed, test solid) for one or more runs' histories.
+
+    The colour says what a run is, as everywhere in the course: `kinds` gives each run's
+    "binary" (red) or "float" (teal) model; without it a run is binary when its label names a
+    binarized/quantized model ("binarized", "bnn-mlp", "qnn-cnn", ...) and float otherwise. The
+    paper's grey is never used for a measured run; runs of the same kind differ by marker.
+    """
     fig, (ax_loss, ax_err) = new_figure(2)
     labels = labels or [f"run {i + 1}" for i in range(len(histories))]
-    colors = list(PALETTE.values())
-    for i, (h, label) in enumerate(zip(histories, labels)):
-        c = colors[i % len(colors)]
+    if kinds is None:
+        kinds = ["binary" if label.lower().startswith(_BINARY_LABELS) else "float" for label in labels]
+    if len(kinds) != len(histories) or set(kinds) - {"binary", "float"}:
+        raise ValueError(f"kinds must give 'binary' or 'float' for each of the {len(histories)} "
+                         f"runs, got {kinds}")
+    seen: dict[str, int] = {}
+    for h, label, kind in zip(histories, labels, kinds):
+        c = PALETTE[kind]
+        marker = _MARKERS[seen.get(kind, 0) % len(_MARKERS)]
+        seen[kind] = seen.get(kind, 0) + 1
+        style = {"color": c, "marker": marker, "markersize": 4}
         ep = h["epoch"]
-        ax_loss.plot(ep, h["train_loss"], "--", color=c, label=f"{label} train")
-        ax_err.plot(ep, [100 * e for e in h["train_error"]], "--", color=c, label=f"{label} train")
+        ax_loss.plot(ep, h["train_loss"], "--", label=f"{label} train", **style)
+        ax_err.plot(ep, [100 * e for e in h["train_error"]], "--", label=f"{label} train", **style)
         if h.epochs and "test_error" in h.epochs[0]:
-            ax_loss.plot(ep, h["test_loss"], "-", color=c, label=f"{label} test")
-            ax_err.plot(ep, [100 * e for e in h["test_error"]], "-", color=c, label=f"{label} test")
+            ax_loss.plot(ep, h["test_loss"], "-", label=f"{label} test", **style)
+            ax_err.plot(ep, [100 * e for e in h["test_error"]], "-", label=f"{label} test", **style)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_err.set(xlabel="epoch", ylabel="error (%)", title="error")
     ax_err.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
+
+
+_BINARY_LABELS = ("bin", "bnn", "qnn", "xnor", "quant")
+_MARKERS = ("", "o", "s", "^")  # the first run of a kind keeps a plain line (lesson 01's look)
