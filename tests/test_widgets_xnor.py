@@ -112,3 +112,33 @@ def test_committed_benchmarks_skip_a_malformed_file_with_a_warning(tmp_path) -> 
     assert [r["file"] for r in found] == ["a-good.json"]
     said = " ".join(str(w.message) for w in caught)
     assert all(name in said for name in ("b-cut.json", "c-list.json", "d-folder.json"))
+
+
+def test_benchmark_figure_of_a_cpu_result_reads_as_a_slowdown() -> None:
+    """Lesson 02 cell 20 plots a CPU result, where xnor is slower than fp32: the speedup axis had
+    no 1x line, ticks read '9×10⁻¹', and the title said 'XNOR speedup' for a slowdown."""
+    rows = [{"shape": "square", "m": s, "n": s, "k": s, "exact": True,
+             "seconds": {"fp32": s**3 * 1e-12, "xnor": s**3 * 1e-12 / ratio},
+             "xnor_speedup": {"fp32": ratio}} for s, ratio in ((256, 0.62), (512, 0.75), (1024, 0.9))]
+    result = {"benchmark": "xnor", "device": "cpu", "machine": {"threads": 1, "date": "2025-01-01"},
+              "rows": rows}
+    fig = benchmark_figure(result)
+    ax = fig.axes[1]
+    one = [ln for ln in ax.get_lines() if ln.get_label() == "1x: as fast"]
+    assert len(one) == 1 and set(one[0].get_ydata()) == {1.0}
+    assert "1x: as fast" in [t.get_text() for t in ax.get_legend().get_texts()]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True)
+              if t.get_text() and ax.get_ylim()[0] <= t.get_position()[1] <= ax.get_ylim()[1]]
+    assert len(labels) >= 3 and "1x" in labels
+    assert all(label.endswith("x") and "10" not in label for label in labels), labels
+    assert "speedup" not in ax.get_title() and ax.get_title() == "XNOR speed relative to fp32"
+
+
+def test_inference_figure_says_what_the_number_on_a_bar_is() -> None:
+    names = ["xnor", "torch float", "baseline"]
+    inference = {"depth": 3, "width": 64, "batch": 100, "seconds": dict(zip(names, [1.0, 3.0, 7.0])),
+                 "xnor_speedup": dict(zip(names, [1.0, 3.0, 7.0]))}
+    ax = inference_figure(inference).axes[0]
+    assert "7.0x" in [t.get_text() for t in ax.texts]
+    assert "its time / xnor time" in ax.get_title()
