@@ -150,3 +150,34 @@ def test_train_cli_draws_a_float_run_in_teal(tmp_path, monkeypatch):
         assert training.cli(["--model", model, "--dataset", "digits", "--epochs", "1", "--width", "8",
                              "--depth", "1", "--out", str(tmp_path), "--name", model]) == 0
         assert set(_line_colors(drawn[-1].axes[1]).values()) == {PALETTE[kind]}, model
+
+
+def test_gap_curves_theory_line_is_the_analysis_function_and_always_in_the_legend(monkeypatch):
+    """The loss panel recomputed ‖ŵ‖²/(ηt) itself instead of calling `margin.theory_loss`, and
+    its legend entry was given only when the first run was GD: after an SGD run it was unlabelled."""
+    X, y = data.load("separable", n=30, d=2, margin=0.5, seed=0)
+    sgd = M.gradient_descent(X, y, steps=300, optimizer="sgd", batch_size=5)
+    gd = M.gradient_descent(X, y, steps=300)
+    calls = []
+
+    def spy(svm, lr, t):
+        calls.append(lr)
+        return M.theory_loss(svm, lr, t)
+
+    monkeypatch.setattr(P, "theory_loss", spy)
+    ax = P.gap_curves([sgd, gd], ["sgd", "gd"]).axes[2]
+    assert calls == [gd.lr]
+    theory = [ln for ln in ax.get_lines() if ln.get_label().startswith("theory")]
+    assert len(theory) == 1
+    np.testing.assert_allclose(theory[0].get_ydata(), M.theory_loss(gd.svm, gd.lr, gd.t))
+    assert theory[0].get_label() in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_sparsity_vs_depth_writes_l_2_over_l_in_mathtext():
+    """The legend read 'ℓ_{2/L} stationary point', braces and all."""
+    depths = (1, 2)
+    sparsity = {(kind, d): [0.5, 0.6] for kind in ("conv", "fc", "bridge") for d in depths}
+    fb = M.FourierBias(depths=depths, sparsity=sparsity, angle_svm={}, angle_bridge={}, settings={})
+    labels = [t.get_text() for t in P.sparsity_vs_depth(fb).axes[0].get_legend().get_texts()]
+    bridge = next(label for label in labels if "stationary" in label)
+    assert bridge.startswith("$") and r"\ell_{2/L}" in bridge and "ℓ" not in bridge

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.margin import FourierBias, GDRecord, RateFit, fourier_coefficients, signed_labels
+from analysis.margin import FourierBias, GDRecord, RateFit, fourier_coefficients, signed_labels, theory_loss
 from analysis.plots import PALETTE, new_figure
 
 __all__ = ["data_and_trajectory", "gap_curves", "train_past_zero_error", "fourier_spectra",
@@ -75,6 +75,7 @@ def gap_curves(records: Sequence[GDRecord], labels: Sequence[str] | None = None,
     and labelled in degrees like the axis."""
     labels = labels or [f"{r.optimizer}, {r.loss_name}" for r in records]
     fig, (a1, a2, a3) = new_figure(3, width=3.9, height=3.3)
+    theory_label = "theory ‖ŵ‖²/(ηt)"  # once in the legend, on the first theory line drawn
     for k, (r, label) in enumerate(zip(records, labels)):
         c = _COLORS[k % len(_COLORS)]
         a1.loglog(r.t, np.degrees(r.angle), color=c, label=label)
@@ -87,8 +88,9 @@ def gap_curves(records: Sequence[GDRecord], labels: Sequence[str] | None = None,
             a1.loglog(tt, np.degrees(fit.predict(tt)), ":", color="k", lw=1.2,
                       label=f"{a:+.2f}° {b:+.1f}°/log t (R²={fit.r2:.3f})")
         if theory and r.optimizer == "gd":
-            a3.loglog(r.t, float(r.svm.w @ r.svm.w) / (r.lr * r.t), "--", color=PALETTE["paper"],
-                      lw=1, label="theory ‖ŵ‖²/(ηt)" if k == 0 else None)
+            a3.loglog(r.t, theory_loss(r.svm, r.lr, r.t), "--", color=PALETTE["paper"], lw=1,
+                      label=theory_label)
+            theory_label = None
     a1.set(xlabel="iteration t", ylabel="angle to SVM (degrees)", title="direction: ~ 1/log t")
     a2.set(xlabel="iteration t", ylabel="γ − margin(t)", title="margin gap")
     a3.set(xlabel="iteration t", ylabel="training loss", title="loss: ~ 1/t")
@@ -134,7 +136,7 @@ def sparsity_vs_depth(result: FourierBias) -> Figure:
     L = np.array(result.depths)
     for k, (kind, label) in enumerate((("conv", "linear conv net (GD)"),
                                        ("fc", "fully connected (GD)"),
-                                       ("bridge", "ℓ_{2/L} stationary point"))):
+                                       ("bridge", r"$\ell_{2/L}$ stationary point"))):
         vals = [result.sparsity[(kind, d)] for d in L]
         c = _COLORS[k]
         ax.plot(L, [np.mean(v) for v in vals], "o-" if kind != "bridge" else "s--", color=c,
