@@ -624,9 +624,12 @@ def _write_table_and_figures(results: dict, out: Path) -> None:
     (out / "table.md").write_text(table + f"\n\nshare of the large-batch gap recovered: {share:.2f}\n")
     print("\n" + table + f"\n\nshare of the large-batch gap recovered by the fixes: {share:.2f}")
 
+    import matplotlib.pyplot as plt
+
     from analysis.plots.diffusion import distance_vs_updates, error_per_config
 
     figs = {"distance.png": distance_vs_updates(results), "errors.png": error_per_config(results["rows"])}
     for fname, fig in figs.items():
         fig.savefig(out / fname, dpi=110, bbox_inches="tight")
+        plt.close(fig)  # written: a sweep calling this in a loop keeps no figures
     print(f"wrote {out / 'table.md'}, " + ", ".join(str(out / f) for f in figs))

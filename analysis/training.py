@@ -498,11 +498,14 @@ def cli(argv: list[str]) -> int:
                   batch_size=config["batch_size"], optimizer=config["optimizer"], lr=config["lr"],
                   lr_final=config["lr_final"], loss=config["loss"], seed=config["seed"],
                   run_dir=run_dir, resume=True, progress=True)
+    import matplotlib.pyplot as plt
+
     from analysis.plots import training_curves
 
     kind = "binary" if config["model"].startswith(("bnn", "qnn")) else "float"  # models.MODELS
     fig = training_curves(history, kinds=[kind], title=f"{config['model']} on {config['dataset']}")
     fig.savefig(run_dir / "curves.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
     f = history.final
     print(f"epochs {f['epoch']}  train error {f['train_error']:.4f}  "
           f"test error {f.get('test_error', float('nan')):.4f}  updates {f['updates']}")

@@ -181,3 +181,43 @@ def test_sparsity_vs_depth_writes_l_2_over_l_in_mathtext():
     labels = [t.get_text() for t in P.sparsity_vs_depth(fb).axes[0].get_legend().get_texts()]
     bridge = next(label for label in labels if "stationary" in label)
     assert bridge.startswith("$") and r"\ell_{2/L}" in bridge and "ℓ" not in bridge
+
+
+# --- the command-line writers close what they save -------------------------------------------
+
+def test_large_batch_writer_closes_its_figures(tmp_path):
+    """`experiment large-batch` saved distance.png and errors.png and kept both figures open: a
+    researcher running the writer in a loop grew memory (and pyplot warns past 20 figures)."""
+    from analysis import diffusion
+
+    fit = {"log": {"r2": 0.9}, "power": {"r2": 0.8}, "sqrt": {"r2": 0.7}}
+    names = ["small batch (20)", "large batch (80)", "+ all fixes"]
+    rows = [{"name": n, "batch_size": 20, "lr": 0.1, "epochs": 1, "updates": 10 * (i + 1),
+             "train_error": 0.1, "test_error": 0.2 - 0.05 * (i % 2), "final_distance": 1.0,
+             "fits": fit} for i, n in enumerate(names)]
+    results = {"rows": rows, "records": {n: _record(6) for n in names}}
+    before = plt.get_fignums()
+    diffusion._write_table_and_figures(results, tmp_path)
+    assert (tmp_path / "distance.png").stat().st_size > 0
+    assert plt.get_fignums() == before
+
+
+def test_minima_cli_closes_its_figures(tmp_path, monkeypatch):
+    from analysis import landscape
+
+    monkeypatch.setitem(landscape.SWEEPS, "fast", dict(n=12, d0=3, widths=(1, 2, 8), runs=2,
+                                                       max_steps=50, data=("random",)))
+    before = plt.get_fignums()
+    assert landscape.experiment_cli(["--fast", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "slices.png").stat().st_size > 0
+    assert plt.get_fignums() == before
+
+
+def test_train_cli_closes_its_figure(tmp_path):
+    from analysis import training
+
+    before = plt.get_fignums()
+    assert training.cli(["--model", "mlp", "--dataset", "digits", "--epochs", "1", "--width", "8",
+                         "--depth", "1", "--out", str(tmp_path), "--name", "run"]) == 0
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+    assert plt.get_fignums() == before

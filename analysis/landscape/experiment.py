@@ -292,12 +292,15 @@ def experiment_cli(argv: list[str]) -> int:
         (out / "minima.md").write_text(table + "\n")
         print("\n" + table + f"\n\n{seconds:.0f} s")
 
+        import matplotlib.pyplot as plt
+
         from analysis.plots.landscape import error_histograms, fraction_vs_params, slices_figure
 
         figs = {"fractions.png": fraction_vs_params(rows), "errors.png": error_histograms(rows),
                 "slices.png": slices_figure(slices)}
         for fname, fig in figs.items():
             fig.savefig(out / fname, dpi=110, bbox_inches="tight")
+            plt.close(fig)  # written: a sweep calling this in a loop keeps no figures
     except KeyboardInterrupt:
         return interrupted(partial, total, "rows")
     partial.unlink(missing_ok=True)  # finished: the outputs are those of an uninterrupted run
