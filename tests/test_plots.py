@@ -117,13 +117,14 @@ def test_training_curves_colour_follows_the_kind_of_run_not_its_position():
     # the train CLI: one float run
     err = training_curves(_history(), kinds=["float"]).axes[1]
     assert set(_line_colors(err).values()) == {PALETTE["float"]}
-    # lesson 01's call: binarized red, float teal, told by the labels
-    err = training_curves(_history(), _history(), labels=["binarized", "float"]).axes[1]
+    # lesson 01's call: binarized red, float teal
+    err = training_curves(_history(), _history(), labels=["binarized", "float"],
+                          kinds=["binary", "float"]).axes[1]
     colors = _line_colors(err)
     assert colors["binarized test"] == PALETTE["binary"] and colors["float test"] == PALETTE["float"]
     # three measured runs: no grey, and two of a kind still told apart
-    err = training_curves(_history(), _history(), _history(),
-                          labels=["bnn-mlp", "mlp", "mlp wide"]).axes[1]
+    err = training_curves(_history(), _history(), _history(), labels=["bnn-mlp", "mlp", "mlp wide"],
+                          kinds=["binary", "float", "float"]).axes[1]
     lines = {ln.get_label(): ln for ln in err.get_lines()}
     assert PALETTE["paper"] not in _line_colors(err).values()
     assert mcolors.to_hex(lines["mlp wide test"].get_color()) == PALETTE["float"]

@@ -28,14 +28,13 @@ def training_curves(*histories, labels: list[str] | None = None, kinds: list[str
     """Loss and error per epoch (train dashed, test solid) for one or more runs' histories.
 
     The colour says what a run is, as everywhere in the course: `kinds` gives each run's
-    "binary" (red) or "float" (teal) model; without it a run is binary when its label names a
-    binarized/quantized model ("binarized", "bnn-mlp", "qnn-cnn", ...) and float otherwise. The
-    paper's grey is never used for a measured run; runs of the same kind differ by marker.
+    "binary" (red: binarized or quantized) or "float" (teal) model, float for all when not
+    given. The paper's grey is never used for a measured run; runs of the same kind differ by
+    marker.
     """
     fig, (ax_loss, ax_err) = new_figure(2)
     labels = labels or [f"run {i + 1}" for i in range(len(histories))]
-    if kinds is None:
-        kinds = ["binary" if label.lower().startswith(_BINARY_LABELS) else "float" for label in labels]
+    kinds = kinds or ["float"] * len(histories)
     if len(kinds) != len(histories) or set(kinds) - {"binary", "float"}:
         raise ValueError(f"kinds must give 'binary' or 'float' for each of the {len(histories)} "
                          f"runs, got {kinds}")
@@ -59,5 +58,4 @@ def training_curves(*histories, labels: list[str] | None = None, kinds: list[str
     return fig
 
 
-_BINARY_LABELS = ("bin", "bnn", "qnn", "xnor", "quant")
 _MARKERS = ("", "o", "s", "^")  # the first run of a kind keeps a plain line (lesson 01's look)
