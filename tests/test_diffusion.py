@@ -343,15 +343,6 @@ def test_experiment_cli_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
-def _ctrl_c(argv):
-    """D.experiment_cli(argv) with a Ctrl-C inside it: its exit code, or a test failure (not
-    an aborted test session) if the KeyboardInterrupt escapes."""
-    try:
-        return D.experiment_cli(argv)
-    except KeyboardInterrupt:
-        pytest.fail("Ctrl-C escaped experiment_cli as a KeyboardInterrupt traceback")
-
-
 def _interrupt_at(n, unit, ran):
     """`unit` that appends its first argument's name to `ran` and raises KeyboardInterrupt
     (Ctrl-C) on its n-th call (n=None: never)."""
@@ -368,7 +359,7 @@ def _without_seconds(results):
 
 
 def test_experiment_cli_resumes_from_the_configs_an_interrupted_run_finished(tmp_path, monkeypatch,
-                                                                             capsys):
+                                                                             capsys, exit_code_after_ctrl_c):
     """Ctrl-C during the 2nd config: exit 130, one line, the partial file holds the 1st config;
     the same command runs only the other 4, and its outputs are those of an uninterrupted run.
     (The old code kept nothing: results.json was written only at the very end.)"""
@@ -378,7 +369,7 @@ def test_experiment_cli_resumes_from_the_configs_an_interrupted_run_finished(tmp
     a, b = tmp_path / "a", tmp_path / "b"
 
     monkeypatch.setattr(D, "run_config", _interrupt_at(2, run_config, ran))
-    assert _ctrl_c(["--fast", "--out", str(a)]) == 130
+    assert exit_code_after_ctrl_c(D.experiment_cli, ["--fast", "--out", str(a)]) == 130
     partial = a / "results.partial.json"
     assert capsys.readouterr().err == (f"\ninterrupted: 1 of 5 configs done, kept in {partial}; "
                                        "run the same command to go on\n")
@@ -403,11 +394,12 @@ def test_experiment_cli_resumes_from_the_configs_an_interrupted_run_finished(tmp
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
 
 
-def test_experiment_cli_refuses_a_partial_run_of_other_settings(tmp_path, monkeypatch, capsys):
+def test_experiment_cli_refuses_a_partial_run_of_other_settings(tmp_path, monkeypatch, capsys,
+                                                                exit_code_after_ctrl_c):
     monkeypatch.setitem(D.SETTINGS, "fast", TINY)
     ran = []
     monkeypatch.setattr(D, "run_config", _interrupt_at(2, D.run_config, ran))
-    assert _ctrl_c(["--fast", "--out", str(tmp_path)]) == 130
+    assert exit_code_after_ctrl_c(D.experiment_cli, ["--fast", "--out", str(tmp_path)]) == 130
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         D.experiment_cli(["--fast", "--epochs", "2", "--out", str(tmp_path)])

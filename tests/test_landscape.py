@@ -403,15 +403,6 @@ def test_experiment_cli_writes_table_and_figures(tmp_path, monkeypatch, capsys):
 TINY_SWEEP = dict(n=12, d0=3, widths=(1, 2, 8), runs=4, max_steps=300, data=("random", "teacher"))
 
 
-def _ctrl_c(argv):
-    """L.experiment_cli(argv) with a Ctrl-C inside it: its exit code, or a test failure (not
-    an aborted test session) if the KeyboardInterrupt escapes."""
-    try:
-        return L.experiment_cli(argv)
-    except KeyboardInterrupt:
-        pytest.fail("Ctrl-C escaped experiment_cli as a KeyboardInterrupt traceback")
-
-
 def _sweep_interrupted_at(n, ran, monkeypatch):
     """Make the sweep's unit (one call of `sweep` per data set and width) append (data, widths)
     to `ran` and raise KeyboardInterrupt (Ctrl-C) at its n-th call (n=None: never)."""
@@ -434,7 +425,7 @@ def _no_seconds(result):
 
 
 def test_experiment_cli_resumes_from_the_rows_an_interrupted_sweep_finished(tmp_path, monkeypatch,
-                                                                            capsys):
+                                                                            capsys, exit_code_after_ctrl_c):
     """Ctrl-C during the 2nd (data, width) row: exit 130, one line, the partial file holds the
     1st row; the same command runs only the other 5, and its outputs are those of an
     uninterrupted sweep. (The old code kept nothing: it wrote only at the very end.)"""
@@ -448,7 +439,7 @@ def test_experiment_cli_resumes_from_the_rows_an_interrupted_sweep_finished(tmp_
     a, b, ran = tmp_path / "a", tmp_path / "b", []
 
     _sweep_interrupted_at(2, ran, monkeypatch)
-    assert _ctrl_c(["--fast", "--out", str(a)]) == 130
+    assert exit_code_after_ctrl_c(L.experiment_cli, ["--fast", "--out", str(a)]) == 130
     partial = a / "minima.partial.json"
     assert capsys.readouterr().err == (f"\ninterrupted: 1 of 6 rows done, kept in {partial}; "
                                        "run the same command to go on\n")
@@ -473,11 +464,12 @@ def test_experiment_cli_resumes_from_the_rows_an_interrupted_sweep_finished(tmp_
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_experiment_cli_refuses_a_partial_sweep_of_other_settings(tmp_path, monkeypatch, capsys):
+def test_experiment_cli_refuses_a_partial_sweep_of_other_settings(tmp_path, monkeypatch, capsys,
+                                                                  exit_code_after_ctrl_c):
     monkeypatch.setitem(L.SWEEPS, "fast", TINY_SWEEP)
     ran = []
     _sweep_interrupted_at(2, ran, monkeypatch)
-    assert _ctrl_c(["--fast", "--out", str(tmp_path)]) == 130
+    assert exit_code_after_ctrl_c(L.experiment_cli, ["--fast", "--out", str(tmp_path)]) == 130
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         L.experiment_cli(["--fast", "--loss", "logistic", "--out", str(tmp_path)])

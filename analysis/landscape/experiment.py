@@ -205,7 +205,6 @@ def example_slices(n: int, d0: int, widths: tuple[int, int], seed: int = 0,
 def shipped_sweep() -> dict:
     """The normal-mode sweep of `python -m analysis experiment minima` shipped with the package
     (analysis/results/minima.json): {"settings": ..., "rows": [...]}."""
-
     path = Path(__file__).resolve().parents[1] / "results" / "minima.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `python -m analysis experiment minima "

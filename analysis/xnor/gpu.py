@@ -252,6 +252,12 @@ def cuda_pack_bits(x: Tensor) -> Tensor:
 GPU_KERNELS = {"popc": "xnor_gemm", "tc": "xnor_gemm_tc"}
 
 
+def check_kernel(kernel: str) -> None:
+    """A ValueError unless `kernel` is "auto" or a GEMM kernel's name ("popc", "tc")."""
+    if kernel not in ("auto", *GPU_KERNELS):
+        raise ValueError(f"kernel must be 'auto' or one of {sorted(GPU_KERNELS)}, got {kernel!r}")
+
+
 def gpu_kernel(kernel: str = "auto", device: torch.device | int | None = None) -> str:
     """The XNOR GEMM kernel that runs on `device`: "popc" (CUDA cores) or "tc" (tensor cores).
 
@@ -260,8 +266,7 @@ def gpu_kernel(kernel: str = "auto", device: torch.device | int | None = None) -
     """
     if kernel == "auto":
         kernel = os.environ.get("BITS_AND_BIAS_XNOR_KERNEL") or "auto"
-    if kernel not in ("auto", *GPU_KERNELS):
-        raise ValueError(f"kernel must be 'auto' or one of {sorted(GPU_KERNELS)}, got {kernel!r}")
+    check_kernel(kernel)
     if not torch.cuda.is_available():
         return "popc" if kernel == "auto" else kernel  # what a GPU would run; nothing runs here
     major, minor = torch.cuda.get_device_capability(device)

@@ -120,11 +120,10 @@ def xnor_matmul(a_packed: Array, b_packed: Array, k: int, *, out: Tensor | None 
     given. `kernel` and `out` are checked on the CPU too, so code that passes them fails there
     as it would on a GPU.
     """
-    from analysis.xnor.gpu import GPU_KERNELS, _check_out  # the launcher builds on this module
+    from analysis.xnor.gpu import _check_out, check_kernel, cuda_xnor_matmul  # builds on this module
 
     k = _check_k(k)
-    if kernel not in ("auto", *GPU_KERNELS):
-        raise ValueError(f"kernel must be 'auto' or one of {sorted(GPU_KERNELS)}, got {kernel!r}")
+    check_kernel(kernel)
     if isinstance(a_packed, Tensor) != isinstance(b_packed, Tensor):
         raise ValueError("a_packed and b_packed must both be numpy arrays or both torch tensors")
     if not isinstance(a_packed, Tensor):
@@ -134,8 +133,6 @@ def xnor_matmul(a_packed: Array, b_packed: Array, k: int, *, out: Tensor | None 
     if a_packed.device != b_packed.device:
         raise ValueError(f"a_packed is on {a_packed.device} but b_packed on {b_packed.device}: move one")
     if a_packed.is_cuda:
-        from analysis.xnor.gpu import cuda_xnor_matmul
-
         return cuda_xnor_matmul(a_packed, b_packed, k, out, kernel)
     result = torch.from_numpy(xnor_matmul_cpu(a_packed.detach().numpy(), b_packed.detach().numpy(), k))
     if out is None:
