@@ -14,6 +14,8 @@ from torch import nn
 
 from analysis import diffusion as D
 from analysis import models
+from analysis.diffusion import large_batch
+from analysis.diffusion.record import W0_FILE
 from analysis.layers import GhostBatchNorm1d, GhostBatchNorm2d
 from analysis.training import CHECKPOINT, fit, large_batch_recipe
 
@@ -114,7 +116,7 @@ def test_resumed_run_goes_on_with_the_record(tmp_path, every):
     torch.manual_seed(0)
     first = D.WeightDiffusion(every=every)
     fit(_model(), _toy(), epochs=2, callbacks=[first], run_dir=tmp_path, **kw)
-    assert (tmp_path / D.W0_FILE).exists()
+    assert (tmp_path / W0_FILE).exists()
     second = D.WeightDiffusion(every=every)
     fit(_model(), _toy(), epochs=4, callbacks=[second], run_dir=tmp_path, resume=True, **kw)
     r, w = second.record, whole.record
@@ -368,7 +370,7 @@ def test_experiment_cli_resumes_from_the_configs_an_interrupted_run_finished(tmp
     run_config, ran = D.run_config, []
     a, b = tmp_path / "a", tmp_path / "b"
 
-    monkeypatch.setattr(D, "run_config", _interrupt_at(2, run_config, ran))
+    monkeypatch.setattr(large_batch, "run_config", _interrupt_at(2, run_config, ran))
     assert exit_code_after_ctrl_c(D.experiment_cli, ["--fast", "--out", str(a)]) == 130
     partial = a / "results.partial.json"
     assert capsys.readouterr().err == (f"\ninterrupted: 1 of 5 configs done, kept in {partial}; "
@@ -378,7 +380,7 @@ def test_experiment_cli_resumes_from_the_configs_an_interrupted_run_finished(tmp
     assert not (a / "results.json").exists()
 
     ran.clear()
-    monkeypatch.setattr(D, "run_config", _interrupt_at(None, run_config, ran))
+    monkeypatch.setattr(large_batch, "run_config", _interrupt_at(None, run_config, ran))
     assert D.experiment_cli(["--fast", "--out", str(a)]) == 0
     assert ran == names[1:]
     assert f"resuming: 1 of 5 configs done in {a}\n" in capsys.readouterr().out
@@ -398,7 +400,7 @@ def test_experiment_cli_refuses_a_partial_run_of_other_settings(tmp_path, monkey
                                                                 exit_code_after_ctrl_c):
     monkeypatch.setitem(D.SETTINGS, "fast", TINY)
     ran = []
-    monkeypatch.setattr(D, "run_config", _interrupt_at(2, D.run_config, ran))
+    monkeypatch.setattr(large_batch, "run_config", _interrupt_at(2, D.run_config, ran))
     assert exit_code_after_ctrl_c(D.experiment_cli, ["--fast", "--out", str(tmp_path)]) == 130
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
@@ -462,7 +464,7 @@ def test_shipped_grid_has_every_widget_combination():
 
     grid = load_grid()
     small = grid["settings"]["small"]
-    for B in D.GRID_BATCH_SIZES:
+    for B in large_batch.GRID_BATCH_SIZES:
         for scaling in ("none", "sqrt"):
             for ghost in (False, True):
                 for ra in (False, True):

@@ -189,7 +189,7 @@ def test_sparsity_vs_depth_writes_l_2_over_l_in_mathtext():
 def test_large_batch_writer_closes_its_figures(tmp_path):
     """`experiment large-batch` saved distance.png and errors.png and kept both figures open: a
     researcher running the writer in a loop grew memory (and pyplot warns past 20 figures)."""
-    from analysis import diffusion
+    from analysis.diffusion import large_batch
 
     fit = {"log": {"r2": 0.9}, "power": {"r2": 0.8}, "sqrt": {"r2": 0.7}}
     names = ["small batch (20)", "large batch (80)", "+ all fixes"]
@@ -198,7 +198,7 @@ def test_large_batch_writer_closes_its_figures(tmp_path):
              "fits": fit} for i, n in enumerate(names)]
     results = {"rows": rows, "records": {n: _record(6) for n in names}}
     before = plt.get_fignums()
-    diffusion._write_table_and_figures(results, tmp_path)
+    large_batch._write_table_and_figures(results, tmp_path)
     assert (tmp_path / "distance.png").stat().st_size > 0
     assert plt.get_fignums() == before
 
