@@ -214,9 +214,13 @@ def width_sweep(widths: Sequence[int], *, depth: int = 2, epochs: int = 2, datas
     Row: name, width, depth, epochs, test_error, train_error, parameters, float_bytes,
     run_time_bytes, seconds. Results are cached in memory by arguments.
     """
+    widths = [check_count("each width", w) for w in widths]  # a list: numpy arrays and ranges too
     if not widths:
         raise ValueError("widths must name at least one hidden width, got none")
-    widths = [check_count("each width", w) for w in widths]
+    if isinstance(names, str) or not names or any(name not in TRAINING for name in names):
+        # checked before the first run: a bad last name would fail only after minutes of training
+        raise ValueError(f"names must be a sequence of the models {', '.join(TRAINING)}, "
+                         f"got {names!r}")
     key = (tuple(widths), depth, epochs, dataset, n_train, seed, tuple(names))
     if key in _SWEEPS:
         return [dict(r) for r in _SWEEPS[key]]

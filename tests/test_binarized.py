@@ -1,5 +1,6 @@
 """analysis.binarized: STE values, latent weights, binarized inputs, run-time memory, width sweep."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,3 +138,28 @@ def test_train_model_n_train_must_be_a_count(n_train):
     """n_train=2.5 was a TypeError from slicing the data; True trained on one example."""
     with pytest.raises(ValueError, match=f"n_train must be a positive integer, got {n_train!r}"):
         b.train_model("mlp", width=8, depth=1, epochs=1, n_train=n_train)
+
+
+def test_width_sweep_takes_numpy_widths():
+    """widths=np.array([8, 16]) (say 2 ** np.arange(3, 5)) was numpy's 'truth value of an array
+    is ambiguous' ValueError from `if not widths`; now the same runs as the list [8, 16]."""
+    kw = dict(depth=1, epochs=1, n_train=200)
+    rows = b.width_sweep(np.array([8, 16]), **kw)
+    assert [(r["name"], r["width"]) for r in rows] == [("bnn-mlp", 8), ("bnn-mlp", 16),
+                                                       ("mlp", 8), ("mlp", 16)]
+    assert all(type(r["width"]) is int for r in rows)
+    assert rows == b.width_sweep([8, 16], **kw)
+    one = b.width_sweep(range(8, 9), **kw)  # its own runs: compare all but the time taken
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in one] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in (rows[0], rows[2])]
+
+
+@pytest.mark.parametrize("names", [("bnn-mlp", "cnn"), "mlp", ()])
+def test_width_sweep_checks_names_before_training(names, monkeypatch):
+    """An unknown name was found only when its turn came, after the other models' runs had
+    trained (minutes in the lesson's normal mode); names="mlp" ran the models 'm', 'l', 'p'."""
+    runs = []
+    monkeypatch.setattr(b, "train_model", lambda name, **kw: runs.append(name))
+    with pytest.raises(ValueError, match="names must be a sequence of the models bnn-mlp, mlp"):
+        b.width_sweep([8], depth=1, epochs=1, n_train=200, names=names, seed=123)
+    assert runs == []
