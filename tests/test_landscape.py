@@ -525,3 +525,26 @@ def test_lesson06_dlm_claim_matches_its_table():
     if 0.4 <= teacher_1 <= 0.6:
         assert "about half on teacher data" in prose
 
+
+
+def test_unknown_loss_names_raise_instead_of_computing_the_logistic_loss():
+    """Any loss other than "quadratic" fell through to the logistic branch: loss="hinge" or
+    "mse" returned the logistic loss, its gradient, Hessians and slices without a word."""
+    X, y, W, z = random_point()
+    for loss in ("hinge", "mse", "Quadratic"):
+        with pytest.raises(ValueError, match="loss must be one of 'quadratic', 'logistic'"):
+            L.loss_and_grad(W, z, X, y, loss=loss)
+        with pytest.raises(ValueError, match="loss must be one of"):
+            L.hessians(W, z, X, y, loss=loss)
+        with pytest.raises(ValueError, match="loss must be one of"):
+            L.hessian_extremes(W, z, X, y, loss=loss)
+        with pytest.raises(ValueError, match="loss must be one of"):
+            L.interpolate_1d(X, y, (W[0], z[0]), (W[1], z[1]), loss=loss)
+        with pytest.raises(ValueError, match="loss must be one of"):
+            L.slice_2d(X, y, W[0], z[0], loss=loss, points=3)
+    # the two known losses keep their values: (1/2N)Σ(f − y)² and (1/N)Σ log(1 + e^{−yf})
+    f = L.forward(W, z, X)[1]
+    quad = L.loss_and_grad(W, z, X, y, loss="quadratic")[0]
+    logi = L.loss_and_grad(W, z, X, y, loss="logistic")[0]
+    torch.testing.assert_close(quad, 0.5 * ((f - y) ** 2).mean(1))
+    torch.testing.assert_close(logi, torch.log1p(torch.exp(-y * f)).mean(1))

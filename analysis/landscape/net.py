@@ -170,8 +170,12 @@ def _loss_terms(f: Tensor, y: Tensor, loss: str) -> tuple[Tensor, Tensor]:
     if loss == "quadratic":
         r = f - y
         return 0.5 * (r * r).mean(-1), r / N
-    m = -y * f
-    return torch.nn.functional.softplus(m).mean(-1), -y * torch.sigmoid(m) / N
+    if loss == "logistic":
+        m = -y * f
+        return torch.nn.functional.softplus(m).mean(-1), -y * torch.sigmoid(m) / N
+    # every loss, Hessian and slice goes through here: a misspelt name must not fall through
+    check_choice("loss", loss, LOSSES)
+    raise AssertionError(f"_loss_terms has no branch for {loss!r}, which LOSSES lists")
 
 
 def _grads(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float,
