@@ -177,10 +177,13 @@ def memory_ratio(model: nn.Module, binarized_only: bool = False) -> float:
     return sum(r["float_bytes"] for r in rows) / sum(r["run_time_bytes"] for r in rows)
 
 
-def _subset(split: tuple[Tensor, Tensor], n: int | None) -> tuple[Tensor, Tensor]:
+def _subset(split: tuple[Tensor, Tensor], n: int | None, dataset: str) -> tuple[Tensor, Tensor]:
     if n is None:
         return split
     n = check_count("n_train", n)
+    if n > len(split[0]):  # slicing would train on fewer examples than asked, without a word
+        raise ValueError(f"n_train={n} is more than the {len(split[0])} training examples of "
+                         f"{dataset!r}; use n_train=None for all of them")
     return split[0][:n], split[1][:n]
 
 
@@ -193,7 +196,7 @@ def train_model(name: str, *, width: int, depth: int, epochs: int, dataset: str 
     """
     if name not in TRAINING:
         raise ValueError(f"train_model knows {', '.join(TRAINING)}, got {name!r}")
-    train = _subset(data.load(dataset, "train"), n_train)
+    train = _subset(data.load(dataset, "train"), n_train, dataset)
     test = data.load(dataset, "test")
     torch.manual_seed(seed)
     model = models.build(name, width=width, depth=depth, in_shape=tuple(train[0].shape[1:]),

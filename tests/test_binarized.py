@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from analysis import binarized as b
-from analysis import models
+from analysis import data, models
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +163,13 @@ def test_width_sweep_checks_names_before_training(names, monkeypatch):
     with pytest.raises(ValueError, match="names must be a sequence of the models bnn-mlp, mlp"):
         b.width_sweep([8], depth=1, epochs=1, n_train=200, names=names, seed=123)
     assert runs == []
+
+
+def test_train_model_refuses_more_examples_than_the_dataset_has():
+    """n_train=100_000 on mnist5k trained on its 4,000 training examples without a word (the
+    slice stops at the end); the history did not say so either."""
+    n = len(data.load("mnist5k", "train")[0])
+    with pytest.raises(ValueError, match=f"n_train={n + 1} is more than the {n} training examples"):
+        b.train_model("mlp", width=8, depth=1, epochs=1, n_train=n + 1)
+    model, history = b.train_model("mlp", width=8, depth=1, epochs=1, n_train=n)  # all: fine
+    assert history.final["updates"] == n // 100  # batches of 100
