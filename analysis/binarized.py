@@ -101,6 +101,18 @@ def binarized_layer_inputs(model: nn.Module, X: Tensor, batch_size: int = 500) -
     In the BNN MLP these are the batch-norm outputs; the layer computes with sign(a), and
     backward passes the gradient only where |a| ≤ 1. Runs the model in eval mode on X.
     """
+    # checked here: torch's errors (an empty torch.cat, 'expected m1 and m2 to have the same
+    # dtype', flatten() of a numpy array) do not say which argument is wrong
+    if not isinstance(X, Tensor):
+        raise ValueError(f"X must be a torch.Tensor of inputs, got {type(X).__name__} "
+                         "(convert with torch.as_tensor)")
+    if X.ndim == 0 or len(X) == 0:
+        raise ValueError(f"X must hold at least one input, got shape {tuple(X.shape)}")
+    dtype = next(model.parameters(), X).dtype
+    if X.dtype != dtype:
+        raise ValueError(f"X is {X.dtype} but the model's parameters are {dtype}; convert with "
+                         f"X.to({dtype})")
+    batch_size = check_count("batch_size", batch_size)
     inputs = layer_inputs(model, _quantized_layers(model, "input_quantizer"), X, batch_size)
     return {name: a.flatten() for name, a in inputs.items()}
 

@@ -161,3 +161,20 @@ def test_environment_report():
     assert r["torch"] == torch.__version__
     assert missing_packages() == []
     assert format_report({"a": "1", "long key": "2"}) == "a         1\nlong key  2"
+
+
+@pytest.mark.parametrize("X, match", [
+    (torch.zeros(0, 1, 28, 28), r"X must hold at least one input, got shape \(0, 1, 28, 28\)"),
+    (np.zeros((4, 1, 28, 28), np.float32), "X must be a torch.Tensor of inputs, got ndarray"),
+    (torch.zeros(4, 1, 28, 28, dtype=torch.float64), r"X is torch.float64 but the model's "
+                                                      r"parameters are torch.float32; convert"),
+    (torch.zeros(4, 1, 28, 28, dtype=torch.uint8), "X is torch.uint8 but"),
+])
+def test_histogram_dashboard_says_what_is_wrong_with_X(small_bnn, X, match):
+    """An empty X was torch.cat's 'expected a non-empty list of Tensors', a numpy X a TypeError
+    from flatten(), float64 or uint8 pixels 'expected m1 and m2 to have the same dtype'."""
+    model, _ = small_bnn
+    with pytest.raises(ValueError, match=match):
+        wb.histogram_dashboard(model, X)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        b.binarized_layer_inputs(model, torch.zeros(4, 1, 28, 28), batch_size=0)
