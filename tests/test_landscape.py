@@ -548,3 +548,26 @@ def test_unknown_loss_names_raise_instead_of_computing_the_logistic_loss():
     logi = L.loss_and_grad(W, z, X, y, loss="logistic")[0]
     torch.testing.assert_close(quad, 0.5 * ((f - y) ** 2).mean(1))
     torch.testing.assert_close(logi, torch.log1p(torch.exp(-y * f)).mean(1))
+
+
+def test_loss_and_grad_checks_its_inputs():
+    """loss_and_grad took anything: labels {0, 1} (every y = 0 counted as an error, the loss
+    fitted 0), ρ = 1.5 (not max(u, ρu)), a z of one run broadcast over the runs of W, and a
+    single net's W (d1, d0) failed deep inside torch or, with d1 = 1, gave wrong shapes."""
+    X, y, W, z = random_point()
+    with pytest.raises(ValueError, match="±1"):
+        L.loss_and_grad(W, z, X, (y > 0).double())
+    with pytest.raises(ValueError, match=r"slope ρ of the leaky ReLU must be in \[0, 1\)"):
+        L.loss_and_grad(W, z, X, y, slope=1.5)
+    for Wb, zb in ((W, z[:1]), (W[0], z[0]), (W[0, :1], z[0, :1]), (W[:, :, :2], z)):
+        with pytest.raises(ValueError, match=r"W must have shape \(R, d1, d0\) with d0 = 3"):
+            L.loss_and_grad(Wb, zb, X, y)
+    # float32 parameters and numpy inputs are taken as float64, with the same values
+    from_numpy = L.loss_and_grad(W.numpy(), z.numpy(), X.numpy(), y.numpy())
+    torch.testing.assert_close(from_numpy, L.loss_and_grad(W, z, X, y))
+    Wf, zf = W.float(), z.float()  # was: "expected m1 and m2 to have the same dtype"
+    from_float = L.loss_and_grad(Wf, zf, X, y)
+    assert all(g.dtype == D for g in from_float)
+    torch.testing.assert_close(from_float, L.loss_and_grad(Wf.double(), zf.double(), X, y))
+    # ρ = 0 (ReLU) is the boundary and valid
+    assert L.loss_and_grad(W, z, X, y, slope=0.0)[0].shape == (2,)

@@ -113,6 +113,17 @@ def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return X, y
 
 
+def _check_params(W: Tensor, z: Tensor, d0: int) -> tuple[Tensor, Tensor]:
+    """W (R, d1, d0) and z (R, d1) as float64, or a ValueError that names the shapes (a single
+    net's W (d1, d0), or a z with another run count, used to fail deep in torch or broadcast)."""
+    W, z = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(z, dtype=DTYPE)
+    if W.ndim != 3 or W.shape[2] != d0 or z.shape != W.shape[:2]:
+        raise ValueError(f"W must have shape (R, d1, d0) with d0 = {d0} (the columns of X) and z "
+                         f"shape (R, d1), got {tuple(W.shape)} and {tuple(z.shape)}; for one net "
+                         "use W[None], z[None]")
+    return W, z
+
+
 # --------------------------------------------------------------------------- the network
 
 def init_params(runs: int, d0: int, width: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -195,8 +206,12 @@ def loss_and_grad(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float = 0.1
     """Per-run loss (R,), training error (R,) and the exact gradients (R, d1, d0), (R, d1):
 
         ∂L/∂z_j = Σ_n g_n σ(w_j·x_n),   ∂L/∂w_j = Σ_n g_n z_j σ'(w_j·x_n) x_n,   g_n = ∂L/∂f_n.
+
+    slope: ρ in [0, 1) (0: ReLU); y: labels ±1.
     """
-    L, gW, gz, f = _grads(W, z, X, y, slope, loss)
+    X, y = _check_data(X, y)
+    W, z = _check_params(W, z, X.shape[1])
+    L, gW, gz, f = _grads(W, z, X, y, _slope("leaky_relu", slope), loss)
     return L, training_error(f, y), gW, gz
 
 
