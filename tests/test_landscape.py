@@ -571,3 +571,28 @@ def test_loss_and_grad_checks_its_inputs():
     torch.testing.assert_close(from_float, L.loss_and_grad(Wf.double(), zf.double(), X, y))
     # ρ = 0 (ReLU) is the boundary and valid
     assert L.loss_and_grad(W, z, X, y, slope=0.0)[0].shape == (2,)
+
+
+def test_make_data_refuses_unknown_options_and_classes():
+    """make_data dropped unknown options in silence (classs=(3, 5) gave the parity task,
+    hiden=8 the default teacher), rounded hidden=2.5 down to 2, and classes=(3, 11) or (3, 3)
+    returned digits of one class only, all labelled −1."""
+    with pytest.raises(ValueError, match=r"make_data\('mnist5k'\) takes no option 'classs'; "
+                                         "its options: classes"):
+        L.make_data("mnist5k", 20, 3, classs=(3, 5))
+    with pytest.raises(ValueError, match="takes no option 'hiden'"):
+        L.make_data("teacher", 20, 3, hiden=8)
+    with pytest.raises(ValueError, match="its options: none"):
+        L.make_data("random", 20, 3, hidden=8)
+    with pytest.raises(ValueError, match="hidden must be a positive integer, got 2.5"):
+        L.make_data("teacher", 20, 3, hidden=2.5)
+    for classes in ((3, 11), (3, 3), 3, "odd", (1, 2, 3), (True, 2)):
+        with pytest.raises(ValueError, match="classes must be 'parity' or two different digits"):
+            L.make_data("mnist5k", 20, 3, classes=classes)
+    # the options that apply still work: two digit classes give both labels
+    X, y = L.make_data("mnist5k", 20, 3, classes=(3, 5))
+    assert X.shape == (20, 3) and set(y.tolist()) == {-1.0, 1.0}
+    X, y = L.make_data("mnist5k", 20, 3, classes=[3, 5])
+    assert set(y.tolist()) == {-1.0, 1.0}
+    X8, _ = L.make_data("teacher", 20, 3, hidden=8)
+    assert X8.shape == (20, 3)

@@ -11,6 +11,7 @@ loss L = (1/N) Σ_n log(1 + exp(−y_n f(x_n))), the training error and the exac
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -67,14 +68,20 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
     check_choice("data", name, DATASETS)
     check_count("n", n)
     check_count("d0", d0)
+    known = {"random": (), "teacher": ("hidden",), "mnist5k": ("classes",)}[name]
+    unknown = sorted(set(options) - set(known))
+    if unknown:  # a misspelt option would otherwise be dropped in silence
+        raise ValueError(f"make_data({name!r}) takes no option {', '.join(map(repr, unknown))}; "
+                         f"its options: {', '.join(known) or 'none'}")
     if name == "random":
         return random_labels(n, d0, seed)
     if name == "teacher":
-        hidden = int(options.get("hidden", 4))
+        hidden = options.get("hidden", 4)  # data.load checks it is a positive integer
         X, y = data.load("teacher", n=n, d=d0, hidden=hidden, activation="leaky_relu", seed=seed)
         return X.to(DTYPE), data.to_pm1(y).to(DTYPE)
     if name == "mnist5k":
         classes = options.get("classes", "parity")
+        _check_classes(classes)
         X, y = data.load("mnist5k", "train")
         if classes == "parity":  # odd digits +1, even −1: not linearly separable
             label = (y % 2).to(DTYPE) * 2 - 1
@@ -98,6 +105,17 @@ def make_data(name: str, n: int, d0: int, seed: int = 0, **options) -> tuple[Ten
         Z = Xc @ Vh[:d0].T
         return Z / Z.std(0), label
     raise AssertionError(f"make_data has no branch for {name!r}, which DATASETS lists")
+
+
+def _check_classes(classes) -> None:
+    """'parity' or two different digits (a, b): another digit, or a == b, left one class."""
+    if isinstance(classes, str) and classes == "parity":
+        return
+    pair = isinstance(classes, (tuple, list)) and len(classes) == 2 and all(
+        isinstance(c, numbers.Integral) and not isinstance(c, bool) and 0 <= c <= 9 for c in classes)
+    if not pair or classes[0] == classes[1]:
+        raise ValueError(f"classes must be 'parity' or two different digits (a, b) in 0..9, "
+                         f"got {classes!r}")
 
 
 def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
