@@ -34,9 +34,18 @@ GROUP_HELP = {"bench": "benchmarks: two things timed side by side, and their rat
               "experiment": "the papers' experiments, with tables and figures"}
 
 
-def _run(target: str, argv: list[str]) -> int:
+def _run(target: str, argv: list[str], name: str) -> int:
+    """Run the command `name`; Ctrl-C and a file-system error (a folder that is a file, no
+    permission, a full disk) end it with one line on stderr, not a traceback."""
     module, func = target.split(":")
-    return int(getattr(importlib.import_module(module), func)(argv) or 0)
+    try:
+        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted (Ctrl-C): python -m analysis {name} stopped", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C, as `lessons run` and the experiments return
+    except OSError as e:
+        print(f"python -m analysis {name}: error: {e}", file=sys.stderr)
+        return 1
 
 
 def _usage() -> str:
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd in COMMANDS:
-        return _run(COMMANDS[cmd][0], rest)
+        return _run(COMMANDS[cmd][0], rest, cmd)
     if cmd in GROUPS:
         subs = GROUPS[cmd]
         usage = f"usage: python -m analysis {cmd} {{{','.join(subs)}}} [options]"
@@ -67,6 +76,6 @@ def main(argv: list[str] | None = None) -> int:
             what = f"unknown {cmd} {rest[0]!r}" if rest else f"{cmd} needs one of: {', '.join(subs)}"
             print(f"{usage}\nerror: {what}", file=sys.stderr)
             return 2
-        return _run(subs[rest[0]], rest[1:])
+        return _run(subs[rest[0]], rest[1:], f"{cmd} {rest[0]}")
     print(f"unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
     return 2

@@ -160,3 +160,52 @@ def test_experiment_ctrl_c_keeps_the_finished_rows_and_exits_130(tmp_path):
     assert proc.returncode == 130, err
     assert err == (f"\ninterrupted: {kept} of 7 rows done, kept in {partial}; "
                    "run the same command to go on\n")
+
+
+def test_a_file_system_error_is_one_line_not_a_traceback(tmp_path, capsys):
+    """--out naming a file: train raised NotADirectoryError from mkdir, a traceback (exit 1);
+    now one line on stderr that names the command and the path, exit 1."""
+    not_a_folder = tmp_path / "runs"
+    not_a_folder.write_text("")
+    code = main(["train", "--model", "mlp", "--dataset", "digits", "--width", "8", "--depth", "1",
+                 "--epochs", "1", "--out", str(not_a_folder)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (f"python -m analysis train: error: [Errno 20] Not a directory: "
+                   f"'{not_a_folder / 'mlp-digits-s0'}'\n")
+
+
+def test_ctrl_c_in_any_command_exits_130_with_one_line(tmp_path):
+    """A real Ctrl-C (SIGINT) during `train`: it was a KeyboardInterrupt traceback from inside
+    torch and exit status -2; now exit 130 and one line, as `lessons run` and the experiments."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "analysis", "train", "--model", "mlp",
+                             "--dataset", "digits", "--width", "8", "--depth", "1", "--epochs", "500",
+                             "--out", str(tmp_path), "--name", "run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "config.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the training loop
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.rstrip().splitlines()[-1] == "interrupted (Ctrl-C): python -m analysis train stopped"
+
+
+def test_ctrl_c_in_a_group_command_names_it(monkeypatch, capsys):
+    from analysis import bench
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "margin", interrupted)
+    try:
+        code = main(["bench", "margin"])
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt went through main")
+    assert code == 130
+    assert capsys.readouterr().err == "\ninterrupted (Ctrl-C): python -m analysis bench margin stopped\n"
