@@ -596,3 +596,28 @@ def test_make_data_refuses_unknown_options_and_classes():
     assert set(y.tolist()) == {-1.0, 1.0}
     X8, _ = L.make_data("teacher", 20, 3, hidden=8)
     assert X8.shape == (20, 3)
+
+
+def test_train_many_refuses_bad_settings():
+    """threads=0 was a RuntimeError from torch.set_num_threads; a NaN initialization trained
+    in silence to 'not_converged'; grad_tol or loss_floor < 0 (or NaN) kept every run from
+    stopping or counting as critical; plateau_tol ≥ 1 decayed every run's rate each window
+    (and stopped them all as 'plateau'), < 0 never."""
+    X, y = small_data()
+    kw = dict(max_steps=10)
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        L.train_many(X, y, 2, 2, threads=0, **kw)
+    W0, z0 = L.init_params(2, 4, 2)
+    W0[1, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="init holds NaN or infinite"):
+        L.train_many(X, y, 2, 2, init=(W0, z0), **kw)
+    for name in ("grad_tol", "loss_floor"):
+        for bad in (-1e-6, math.nan):
+            with pytest.raises(ValueError, match=f"{name} must be >= 0"):
+                L.train_many(X, y, 2, 2, **{name: bad}, **kw)
+    for bad in (1.0, 2.0, -0.1, math.nan):
+        with pytest.raises(ValueError, match=r"plateau_tol must be in \[0, 1\)"):
+            L.train_many(X, y, 2, 2, plateau_tol=bad, **kw)
+    # the boundaries are valid: no tolerance, and decay only when the loss does not fall
+    e = L.train_many(X, y, 2, 2, grad_tol=0.0, loss_floor=0.0, plateau_tol=0.0, threads=None, **kw)
+    assert e.reason == ["cap", "cap"] and (e.steps == 10).all()

@@ -80,6 +80,14 @@ def train_many(X: Tensor, y: Tensor, width: int, runs: int, *, activation: str =
     if not 0 < lr_decay < 1:
         raise ValueError(f"lr_decay must be in (0, 1), got {lr_decay!r} (it multiplies the "
                          "learning rate of a run whose loss stalls)")
+    if not 0 <= plateau_tol < 1:  # ≥ 1 decays every window, < 0 (or NaN) never
+        raise ValueError(f"plateau_tol must be in [0, 1), got {plateau_tol!r} (the fraction by "
+                         "which the loss must fall over a window)")
+    for name, tol in (("grad_tol", grad_tol), ("loss_floor", loss_floor)):
+        if not tol >= 0:  # negative or NaN: no run would ever stop or count as critical
+            raise ValueError(f"{name} must be >= 0, got {tol!r}")
+    if threads is not None:
+        check_count("threads", threads)
     min_lr = lr * 1e-4 if min_lr is None else float(min_lr)
     N, d0 = X.shape
     if init is None:
@@ -89,6 +97,8 @@ def train_many(X: Tensor, y: Tensor, width: int, runs: int, *, activation: str =
         if W0.shape != (runs, width, d0) or z0.shape != (runs, width):
             raise ValueError(f"init must be W (runs, width, d0) = {(runs, width, d0)} and "
                              f"z (runs, width); got {tuple(W0.shape)} and {tuple(z0.shape)}")
+        if not (W0.isfinite().all() and z0.isfinite().all()):
+            raise ValueError("init holds NaN or infinite weights")
 
     before = torch.get_num_threads()
     if threads is not None:
