@@ -13,14 +13,34 @@ Larq: Linear → BatchNorm → (next layer quantizes its input) → Linear → .
 from __future__ import annotations
 
 import math
+import numbers
 
 from torch import nn
 
-from analysis.checks import check_count
+from analysis.checks import check_choice, check_count
 from analysis.layers import GhostBatchNorm1d, GhostBatchNorm2d, QuantConv2d, QuantLinear
 from analysis.quant import UniformQuantizer, check_bits
 
 __all__ = ["build", "MODELS", "model_size_bytes"]
+
+
+def _check_net(kind: str, in_shape, num_classes: int) -> tuple[int, ...]:
+    """in_shape as a tuple of positive integers, after checking kind and num_classes.
+
+    An unknown kind built a float net without its ReLUs (a linear model), num_classes=0 a
+    model that failed at its first forward, and in_shape=784 said "'int' object is not iterable".
+    """
+    check_choice("kind", kind, ("bnn", "qnn", "float"))
+    check_count("num_classes", num_classes)
+    try:
+        shape = tuple(in_shape)
+    except TypeError:  # a number, not a shape
+        shape = ()
+    if not shape or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1
+                        for n in shape):
+        raise ValueError(f"in_shape must be the shape of one input, a tuple of positive integers "
+                         f"such as (1, 28, 28), got {in_shape!r}")
+    return tuple(int(n) for n in shape)
 
 
 def _quantizers(kind: str, bits_w: int, bits_a: int):
@@ -54,6 +74,7 @@ def mlp(kind: str = "float", in_shape=(1, 28, 28), num_classes: int = 10, width:
     """
     check_count("width", width)
     check_count("depth", depth, minimum=0)
+    in_shape = _check_net(kind, in_shape, num_classes)
     kq, aq = _quantizers(kind, bits_w, bits_a)
     sizes = [math.prod(in_shape)] + [width] * depth + [num_classes]
     layers: list[nn.Module] = [nn.Flatten()]
@@ -77,6 +98,7 @@ def cnn(kind: str = "float", in_shape=(3, 32, 32), num_classes: int = 10, width:
     The paper's CIFAR-10 net has width=128; smaller widths keep it laptop sized.
     """
     check_count("width", width)
+    in_shape = _check_net(kind, in_shape, num_classes)
     if len(in_shape) != 3 or min(in_shape[1:]) < 8:  # three 2x2 poolings need 8x8 at least
         raise ValueError(f"in_shape must be (channels, height, width) of images at least 8x8, "
                          f"got {tuple(in_shape)}")
