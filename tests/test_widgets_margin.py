@@ -110,3 +110,19 @@ def test_figures_build():
     with pytest.raises(ValueError, match="2-D"):
         X5, y5 = data.load("separable", n=10, d=5)
         P.data_and_trajectory(X5, y5, M.gradient_descent(X5, y5, steps=10))
+
+
+def test_move_outside_its_range_is_refused():
+    """move = −0.5 returned the data unmoved (and drew no moved point) while the caller asked
+    for a move; move = 2 slid point 0 past the old SVM hyperplane (margin γ − a ≤ 0), data the
+    slider cannot make, and the callback drew it as 'moved onto the margin'."""
+    for move in (-0.5, 1.5, 2.0, float("nan")):
+        with pytest.raises(ValueError, match=r"move must be in \[0, 1\]"):
+            WM.widget_data(n=20, move=move)
+        with pytest.raises(ValueError, match=r"move must be in \[0, 1\]"):
+            WM.implicit_bias_callback(n=20, move=move, steps=100)
+    # the ends of the range: unmoved, and point 0 at half the old margin
+    X, y = WM.widget_data(n=20, move=0.0)
+    X1, _ = WM.widget_data(n=20, move=1.0)
+    old = M.hard_margin_svm(X, y)
+    assert y[0] * X1[0] @ old.direction == pytest.approx(0.5 * old.margin)

@@ -28,6 +28,9 @@ def widget_data(n: int = 40, margin: float = 0.5, move: float = 0.0,
                 seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """2-D `separable` data (labels ±1) with point 0 slid towards the SVM hyperplane by
     `move` ∈ [0, 1] (at 1 it sits at half the old margin: a new support vector)."""
+    if not 0 <= move <= 1:  # < 0 was ignored, > 1 pushed the point past the SVM hyperplane
+        raise ValueError(f"move must be in [0, 1] (0: point 0 stays, 1: it sits at half the "
+                         f"margin), got {move!r}")
     X, y = data.load("separable", n=n, d=2, margin=margin, seed=seed)
     X, y = X.double().numpy(), M.signed_labels(y)
     return (M.move_point(X, y, 0, move) if move > 0 else X), y
