@@ -18,10 +18,15 @@ __all__ = ["write_text_atomic", "write_json_atomic", "load_partial", "interrupte
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    """Write `text` (UTF-8) to `path` through a temporary file in the same folder and a rename.
+    A write that fails (a full disk, Ctrl-C) leaves `path` as it was and no temporary file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: Path, obj, indent: int | None = None) -> None:
