@@ -178,3 +178,22 @@ def test_histogram_dashboard_says_what_is_wrong_with_X(small_bnn, X, match):
         wb.histogram_dashboard(model, X)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         b.binarized_layer_inputs(model, torch.zeros(4, 1, 28, 28), batch_size=0)
+
+
+@pytest.mark.parametrize("bits", [3.0, np.int64(3)])
+def test_quantizer_callback_counts_levels_in_integers(bits):
+    """bits=3.0 returned levels=8.0 and drew the legend '3.0 bits = 8.0 levels'; np.int64(3)
+    returned numpy scalars."""
+    fig, n = quantizer_callback(bits=bits, clip=1.0)
+    assert type(n["levels"]) is int and n["levels"] == 8
+    assert type(n["step"]) is float and n["step"] == 0.25
+    assert "Q(x), 3 bits = 8 levels" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("clip", [0, -1.0, float("inf"), float("nan")])
+def test_quantizer_callback_names_a_bad_clip(clip):
+    """clip=0 was quantize_uniform's 'needs finite lo < hi, got lo=0, hi=0': a lo and hi the
+    caller never gave."""
+    with pytest.raises(ValueError, match=f"clip α must be > 0 and finite, got {clip}"):
+        quantizer_callback(bits=2, clip=clip)
