@@ -20,6 +20,8 @@ from pathlib import Path
 import nbformat
 import psutil
 
+from analysis.partial import write_text_atomic
+
 __all__ = ["lessons_dir", "find_lessons", "run_notebook", "fast_mode", "cli"]
 
 
@@ -179,8 +181,8 @@ def run_notebook(path: Path, fast: bool = False, timeout: int = 900, write: bool
 
     A cell that raises, runs past `timeout` seconds (0: no limit) or kills its kernel (out of
     memory, say) is reported in `error`, and the notebook on disk keeps its committed outputs:
-    only a clean run is written back. Ctrl-C stops the kernel and raises KeyboardInterrupt,
-    with the notebook on disk untouched.
+    only a clean run is written back, atomically (a write that fails is an `error` too).
+    Ctrl-C stops the kernel and raises KeyboardInterrupt, with the notebook on disk untouched.
     """
     from nbclient import NotebookClient
 
@@ -194,7 +196,11 @@ def run_notebook(path: Path, fast: bool = False, timeout: int = 900, write: bool
     result["seconds"] = time.perf_counter() - t0
     if write and result["error"] is None:
         nb.metadata.setdefault("kernelspec", KERNELSPEC)
-        nbformat.write(nb, path)
+        text = nbformat.writes(nb)
+        try:  # a full disk or Ctrl-C while writing must not leave half a committed lesson
+            write_text_atomic(path, text if text.endswith("\n") else text + "\n")
+        except OSError as e:
+            result["error"] = f"cannot write {path}: {e}"
     return result
 
 

@@ -241,3 +241,35 @@ def test_binder_pins_every_dependency_within_pyproject():
         if requirement.marker is None:
             assert requirement.name in pins, f"{requirement.name} is not pinned for Binder"
             assert requirement.specifier.contains(pins[requirement.name], prereleases=True), line
+
+
+def test_a_failed_write_keeps_the_notebook_whole_and_is_reported(tmp_path, monkeypatch):
+    """A full disk while the outputs are written back: nbformat.write truncated the committed
+    notebook in place (10 characters were left of it) and the OSError was a traceback that
+    ended `lessons run`; now the notebook is replaced only once written, and the row says why not."""
+    from test_partial import fill_the_disk
+
+    from analysis import lessons
+
+    path = make_notebook(tmp_path / "01_demo.ipynb", "1 + 1")
+    before = path.read_text()
+    execute = lessons._execute
+
+    def execute_then_fill_the_disk(client, timeout):
+        error = execute(client, timeout)
+        fill_the_disk(monkeypatch)
+        return error
+
+    monkeypatch.setattr(lessons, "_execute", execute_then_fill_the_disk)
+    row = run_notebook(path, timeout=60)
+    assert row["error"] == f"cannot write {path}: [Errno 28] No space left on device"
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["01_demo.ipynb"]
+
+
+def test_written_notebook_is_what_nbformat_writes(tmp_path):
+    path = make_notebook(tmp_path / "01_demo.ipynb", "print('ε ‖w‖')")
+    assert run_notebook(path, timeout=60)["error"] is None
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].outputs[0]["text"] == "ε ‖w‖\n"
+    assert path.read_text(encoding="utf-8") == nbformat.writes(nb) + "\n"
