@@ -181,12 +181,17 @@ def run_notebook(path: Path, fast: bool = False, timeout: int = 900, write: bool
 
     A cell that raises, runs past `timeout` seconds (0: no limit) or kills its kernel (out of
     memory, say) is reported in `error`, and the notebook on disk keeps its committed outputs:
-    only a clean run is written back, atomically (a write that fails is an `error` too).
+    only a clean run is written back, atomically (a notebook that cannot be read or written
+    back is an `error` too).
     Ctrl-C stops the kernel and raises KeyboardInterrupt, with the notebook on disk untouched.
     """
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as e:  # not JSON (a merge conflict), not a notebook, unreadable: one row
+        why = " ".join(str(e).split())  # NotJSONError quotes the file's first lines
+        return {"name": path.stem, "seconds": 0.0, "peak_mb": 0.0, "error": f"cannot read {path}: {why}"}
     client = NotebookClient(nb, timeout=timeout, kernel_name=KERNELSPEC["name"],
                             resources={"metadata": {"path": str(path.parent)}})
     result: dict = {"name": path.stem}

@@ -273,3 +273,19 @@ def test_written_notebook_is_what_nbformat_writes(tmp_path):
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[0].outputs[0]["text"] == "ε ‖w‖\n"
     assert path.read_text(encoding="utf-8") == nbformat.writes(nb) + "\n"
+
+
+def test_an_unreadable_notebook_is_a_failed_row_and_the_others_still_run(tmp_path):
+    """A lesson left with merge-conflict markers (not JSON): `lessons run` stopped at it with
+    nbformat's NotJSONError traceback and ran none of the lessons after it."""
+    broken = tmp_path / "01_conflict.ipynb"
+    broken.write_text('{\n<<<<<<< HEAD\n "cells": []\n=======\n')
+    good = make_notebook(tmp_path / "02_good.ipynb", "1 + 1")
+    r = subprocess.run([sys.executable, "-m", "analysis", "lessons", "run", str(broken), str(good),
+                        "--no-write"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    table = r.stdout.split("status")[-1].split("\n")
+    assert [line.split()[0] + " " + line.split()[-1] for line in table if line.strip()] == [
+        "01_conflict error", "02_good ok"]
+    assert f"ERROR: cannot read {broken}: Notebook does not appear to be JSON:" in r.stdout
