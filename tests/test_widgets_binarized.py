@@ -197,3 +197,12 @@ def test_quantizer_callback_names_a_bad_clip(clip):
     caller never gave."""
     with pytest.raises(ValueError, match=f"clip α must be > 0 and finite, got {clip}"):
         quantizer_callback(bits=2, clip=clip)
+
+
+def test_lesson_dashboards_say_their_callback_in_text(small_bnn, sweep_rows):
+    """What a saved lesson shows where the widget does not render (it was 'Dashboard(callback:
+    layer)' for the two dashboards whose data is bound with functools.partial)."""
+    model, X = small_bnn
+    assert repr(wb.histogram_dashboard(model, X)) == "Dashboard(histogram_callback: layer)"
+    assert repr(wb.width_dashboard(sweep_rows)) == "Dashboard(width_callback: width)"
+    assert repr(wb.sign_dashboard()) == "Dashboard(sign_callback: x)"

@@ -103,3 +103,15 @@ def test_in_a_notebook_a_failed_callback_shows_its_error_in_the_dashboard_only()
     outputs = nb.cells[0].outputs
     assert [o.output_type for o in outputs] == ["stream"]  # no stray image/png beside it
     assert outputs[0]["text"] == "<i>the callback failed: its error is below</i> None\n"
+
+
+def test_repr_names_the_function_behind_a_partial():
+    """Lesson 01's histogram and width dashboards bind their data with functools.partial: the
+    saved notebook's text read 'Dashboard(callback: layer)', naming no callback."""
+    import functools
+
+    box = dashboard(functools.partial(functools.partial(line_callback, label="b")),
+                    {"slope": W.FloatSlider(value=0.5)})
+    assert repr(box) == "Dashboard(line_callback: slope)"
+    assert box.last_result[1] == {"slope": 0.5, "label": "b"}
+    plt.close("all")

@@ -17,6 +17,7 @@ Per-topic dashboards live in `analysis/widgets/<topic>.py`.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -48,7 +49,10 @@ class Dashboard(W.VBox):
         self.update()
 
     def __repr__(self) -> str:  # what a saved notebook shows as text where widgets don't render
-        return f"Dashboard({getattr(self.callback, '__name__', 'callback')}: {', '.join(self.controls)})"
+        callback = self.callback
+        while isinstance(callback, functools.partial):  # data bound by keyword: name the function
+            callback = callback.func
+        return f"Dashboard({getattr(callback, '__name__', 'callback')}: {', '.join(self.controls)})"
 
     def values(self) -> dict:
         return {name: c.value for name, c in self.controls.items()}
