@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import threading
 import time
@@ -153,9 +152,9 @@ def _execute(client, timeout: int) -> str | None:
     def work():
         try:
             client.execute()
-        except CellExecutionError as e:
-            last = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
-            outcome["error"] = re.sub(r"\x1b\[[0-9;]*m", "", last)  # the traceback's colours
+        except CellExecutionError as e:  # the exception's name and message, on one line
+            message = " ".join(str(e.evalue).split())
+            outcome["error"] = f"{e.ename}: {message}" if message else e.ename
         except CellTimeoutError:
             outcome["error"] = f"a cell ran longer than the timeout ({timeout} s)"
         except DeadKernelError as e:

@@ -289,3 +289,15 @@ def test_an_unreadable_notebook_is_a_failed_row_and_the_others_still_run(tmp_pat
     assert [line.split()[0] + " " + line.split()[-1] for line in table if line.strip()] == [
         "01_conflict error", "02_good ok"]
     assert f"ERROR: cannot read {broken}: Notebook does not appear to be JSON:" in r.stdout
+
+
+@pytest.mark.parametrize("source, error", [
+    ("raise ValueError('width must be >= 1, got 0\\nsee lesson 01')",
+     "ValueError: width must be >= 1, got 0 see lesson 01"),
+    ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+])
+def test_the_error_names_the_exception_with_all_its_message(tmp_path, source, error):
+    """The error was the traceback's last line: for a message of several lines (torch's often
+    are) only its last line, without the exception's name ('see lesson 01')."""
+    path = make_notebook(tmp_path / "02_bad.ipynb", source)
+    assert run_notebook(path, timeout=60, write=False)["error"] == error
