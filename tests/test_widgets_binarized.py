@@ -206,3 +206,11 @@ def test_lesson_dashboards_say_their_callback_in_text(small_bnn, sweep_rows):
     assert repr(wb.histogram_dashboard(model, X)) == "Dashboard(histogram_callback: layer)"
     assert repr(wb.width_dashboard(sweep_rows)) == "Dashboard(width_callback: width)"
     assert repr(wb.sign_dashboard()) == "Dashboard(sign_callback: x)"
+
+
+def test_memory_figure_without_models_says_so():
+    """memory_figure({}) was a bare StopIteration and left its empty figure open in pyplot."""
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match="at least one model"):
+        memory_figure({})
+    assert plt.get_fignums() == before

@@ -91,6 +91,8 @@ def memory_figure(rows_by_model: dict[str, list[dict]], paper_ratio: float | Non
     (float32 vs its run-time bytes). paper_ratio: the paper's compression of binarized layers,
     drawn as a labelled reference ("paper").
     """
+    if not rows_by_model:  # was a bare StopIteration, with the empty figure left open in pyplot
+        raise ValueError("memory_figure needs {label: run_time_memory(model)} for at least one model")
     fig, (ax_l, ax_t) = new_figure(2, width=4.6)
     label0, rows0 = next(iter(rows_by_model.items()))
     layers = [r for r in rows0 if r["layer"] != "total"]
