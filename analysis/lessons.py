@@ -218,7 +218,7 @@ def _print_table(rows: list[dict]) -> None:
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis lessons",
                                 description="List or execute the lesson notebooks.")
-    sub = p.add_subparsers(dest="action", required=True)
+    sub = p.add_subparsers(dest="action", metavar="{list,run}", required=True)
     sub.add_parser("list", help="list the lessons")
     r = sub.add_parser("run", help="execute lessons top to bottom and write their outputs back")
     r.add_argument("names", nargs="*", help="lesson numbers or names, e.g. 1 or 01_bin (default: all)")

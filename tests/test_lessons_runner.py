@@ -301,3 +301,15 @@ def test_the_error_names_the_exception_with_all_its_message(tmp_path, source, er
     are) only its last line, without the exception's name ('see lesson 01')."""
     path = make_notebook(tmp_path / "02_bad.ipynb", source)
     assert run_notebook(path, timeout=60, write=False)["error"] == error
+
+
+def test_lessons_without_an_action_says_which_are_possible(capsys):
+    """It said 'the following arguments are required: action', the name of a variable."""
+    from analysis import lessons
+
+    with pytest.raises(SystemExit) as exit_:
+        lessons.cli([])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == ("python -m analysis lessons: error: the following arguments are "
+                                    "required: {list,run}")
