@@ -621,3 +621,14 @@ def test_train_many_refuses_bad_settings():
     # the boundaries are valid: no tolerance, and decay only when the loss does not fall
     e = L.train_many(X, y, 2, 2, grad_tol=0.0, loss_floor=0.0, plateau_tol=0.0, threads=None, **kw)
     assert e.reason == ["cap", "cap"] and (e.steps == 10).all()
+
+
+def test_min_lr_at_or_above_lr_is_refused():
+    """min_lr ≥ lr stopped every run at its first window as 'plateau' (rate < min_lr holds
+    before any decay), however fast its loss was falling; NaN never stopped one."""
+    X, y = small_data()
+    for bad in (0.01, 0.05, -1.0, math.nan):  # lr is 0.01 (Adam's default)
+        with pytest.raises(ValueError, match=r"min_lr must be in \[0, lr\) = \[0, 0.01\)"):
+            L.train_many(X, y, 2, 2, min_lr=bad, window=10, max_steps=50)
+    e = L.train_many(X, y, 2, 2, min_lr=0.0, window=10, max_steps=50, classify_endpoints=False)
+    assert e.reason == ["cap", "cap"]  # min_lr = 0: no run stops for its learning rate

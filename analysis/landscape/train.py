@@ -89,6 +89,8 @@ def train_many(X: Tensor, y: Tensor, width: int, runs: int, *, activation: str =
     if threads is not None:
         check_count("threads", threads)
     min_lr = lr * 1e-4 if min_lr is None else float(min_lr)
+    if not 0 <= min_lr < lr:  # ≥ lr stopped every run at its first window, loss falling or not
+        raise ValueError(f"min_lr must be in [0, lr) = [0, {lr:g}), got {min_lr!r}")
     N, d0 = X.shape
     if init is None:
         W0, z0 = init_params(runs, d0, width, seed)
