@@ -140,9 +140,9 @@ def binarization_stats(weights: Tensor, inputs: Tensor | None = None) -> dict[st
 def run_time_memory(model: nn.Module) -> list[dict]:
     """What the model stores at run time, per layer with tensors, then a "total" row.
 
-    Each row: layer, kind, values (parameters and buffers), bits_per_weight (1 for binarized
-    kernels, 32 else), float_bytes (all float32), run_time_bytes (kernels at their bit width),
-    and ratio = float_bytes / run_time_bytes.
+    Each row: layer, kind, values (parameters and buffers), bits_per_weight (the kernel
+    quantizer's bits: 1 binarized, k for a k-bit QNN; 32 for float), float_bytes (all float32),
+    run_time_bytes (kernels at their bit width), and ratio = float_bytes / run_time_bytes.
     """
     rows = []
     for name, m in model.named_modules():

@@ -93,9 +93,10 @@ def mlp(kind: str = "float", in_shape=(1, 28, 28), num_classes: int = 10, width:
 
 def cnn(kind: str = "float", in_shape=(3, 32, 32), num_classes: int = 10, width: int = 128,
         bits_w: int = 1, bits_a: int = 1, ghost_size: int | None = None) -> nn.Sequential:
-    """VGG-style CNN of the BNN paper: (2×width C3)-MP2-(2×2width C3)-MP2-(2×4width C3)-MP2-(2×1024 FC)-FC.
+    """VGG-style CNN of the BNN paper: (2×width C3)-MP2-(2×2width C3)-MP2-(2×4width C3)-MP2-(2×F FC)-FC.
 
-    The paper's CIFAR-10 net has width=128; smaller widths keep it laptop sized.
+    The paper's CIFAR-10 net has width=128 and F = 1024 (F = 1024 from width 128 up); smaller
+    widths keep it laptop sized, with F = max(2·width, 64).
     """
     check_count("width", width)
     in_shape = _check_net(kind, in_shape, num_classes)
