@@ -170,11 +170,13 @@ def run_time_memory(model: nn.Module) -> list[dict]:
 
 def format_memory(rows: list[dict]) -> str:
     """`run_time_memory` rows as a text table (bytes, and the float32 / run-time ratio)."""
-    lines = [f"{'layer':<6} {'kind':<12} {'values':>11} {'bits/weight':>11} {'float32 B':>12} "
+    wl = max(6, *(len(r["layer"]) for r in rows))  # columns as wide as the longest name
+    wk = max(12, *(len(r["kind"]) for r in rows))
+    lines = [f"{'layer':<{wl}} {'kind':<{wk}} {'values':>11} {'bits/weight':>11} {'float32 B':>12} "
              f"{'run-time B':>12} {'ratio':>6}"]
     for r in rows:
         bits = "" if r["bits_per_weight"] is None else str(r["bits_per_weight"])
-        lines.append(f"{r['layer']:<6} {r['kind']:<12} {r['values']:>11,} {bits:>11} "
+        lines.append(f"{r['layer']:<{wl}} {r['kind']:<{wk}} {r['values']:>11,} {bits:>11} "
                      f"{r['float_bytes']:>12,} {r['run_time_bytes']:>12,} {r['ratio']:>5.1f}x")
     return "\n".join(lines)
 

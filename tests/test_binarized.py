@@ -1,5 +1,7 @@
 """analysis.binarized: STE values, latent weights, binarized inputs, run-time memory, width sweep."""
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +175,17 @@ def test_train_model_refuses_more_examples_than_the_dataset_has():
         b.train_model("mlp", width=8, depth=1, epochs=1, n_train=n + 1)
     model, history = b.train_model("mlp", width=8, depth=1, epochs=1, n_train=n)  # all: fine
     assert history.final["updates"] == n // 100  # batches of 100
+
+
+def test_format_memory_columns_stay_aligned_for_long_names():
+    """Ghost BN's kind (16 letters) and nested layer names overflowed the fixed columns (6 and
+    12 characters) and pushed their rows out of line with the header."""
+    with torch.device("meta"):
+        model = torch.nn.Sequential(OrderedDict(binary=models.build("bnn-mlp", width=64, depth=1,
+                                                                    ghost_size=16)))
+        rows = b.run_time_memory(model)
+    assert any(len(r["kind"]) > 12 for r in rows) and any(len(r["layer"]) > 6 for r in rows)
+    lines = b.format_memory(rows).splitlines()
+    assert len({len(line) for line in lines}) == 1  # every row as wide as the header
+    end = lines[0].index("values") + len("values")
+    assert all(line[end - 1].isdigit() for line in lines[1:])  # the counts end under "values"
