@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from analysis.checks import count_arg, json_path_arg
+
 __all__ = ["median_time", "machine_info", "write_json", "train"]
 
 
@@ -38,29 +40,6 @@ def machine_info() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def _count(minimum: int = 1) -> Callable[[str], int]:
-    """argparse type: an integer >= `minimum` (a size, a repeat count, a number of steps)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _json_path(text: str) -> str:
-    """argparse type of --json: a file in an existing folder, checked before the run, not after."""
-    path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name, e.g. {path / 'bench.json'}")
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"no folder {path.parent} to write {path.name} into")
-    return text
 
 
 def write_json(path: str | Path | None, results: dict) -> None:
@@ -85,11 +64,11 @@ def train(argv: list[str]) -> int:
     from analysis.training import squared_hinge_loss, train_step
 
     p = argparse.ArgumentParser(prog="python -m analysis bench train", description=train.__doc__)
-    p.add_argument("--width", type=_count(), default=1024)
-    p.add_argument("--depth", type=_count(0), default=3)
-    p.add_argument("--batch-size", type=_count(2), default=100)
-    p.add_argument("--repeat", type=_count(), default=30)
-    p.add_argument("--json", type=_json_path, default=None)
+    p.add_argument("--width", type=count_arg(), default=1024)
+    p.add_argument("--depth", type=count_arg(0), default=3)
+    p.add_argument("--batch-size", type=count_arg(2), default=100)
+    p.add_argument("--repeat", type=count_arg(), default=30)
+    p.add_argument("--json", type=json_path_arg, default=None)
     a = p.parse_args(argv)
 
     xb, yb = _mnist5k_batch(p, a.batch_size)
@@ -207,16 +186,16 @@ def xnor(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="python -m analysis bench xnor", description=xnor.__doc__)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--sizes", type=_count(), nargs="+", default=None,
+    p.add_argument("--sizes", type=count_arg(), nargs="+", default=None,
                    help="square sizes M=N=K (default: GPU 1024..8192, CPU 256 512 1024)")
-    p.add_argument("--batch", type=_count(), default=None,
+    p.add_argument("--batch", type=count_arg(), default=None,
                    help="batch M of the MNIST MLP's shapes (default GPU 10000, CPU 1000)")
-    p.add_argument("--width", type=_count(), default=4096, help="MLP width: shapes (B, width, width)")
-    p.add_argument("--repeat", type=_count(), default=20)
+    p.add_argument("--width", type=count_arg(), default=4096, help="MLP width: shapes (B, width, width)")
+    p.add_argument("--repeat", type=count_arg(), default=20)
     p.add_argument("--no-baseline", action="store_true", help="skip the unoptimized kernel")
-    p.add_argument("--threads", type=_count(), default=None,
+    p.add_argument("--threads", type=count_arg(), default=None,
                    help="torch CPU threads (the numpy reference uses one); default: torch's")
-    p.add_argument("--json", type=_json_path, default=None)
+    p.add_argument("--json", type=json_path_arg, default=None)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -310,13 +289,13 @@ def bnn_inference(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis bench bnn-inference",
                                 description=bnn_inference.__doc__)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--width", type=_count(), default=4096)
-    p.add_argument("--depth", type=_count(), default=3)
-    p.add_argument("--batch", type=_count(), default=None, help="default GPU 10000, CPU 1000")
-    p.add_argument("--train-epochs", type=_count(0), default=1,
+    p.add_argument("--width", type=count_arg(), default=4096)
+    p.add_argument("--depth", type=count_arg(), default=3)
+    p.add_argument("--batch", type=count_arg(), default=None, help="default GPU 10000, CPU 1000")
+    p.add_argument("--train-epochs", type=count_arg(0), default=1,
                    help="epochs of training on mnist5k before the checks (0: random weights)")
-    p.add_argument("--repeat", type=_count(), default=10)
-    p.add_argument("--json", type=_json_path, default=None)
+    p.add_argument("--repeat", type=count_arg(), default=10)
+    p.add_argument("--json", type=json_path_arg, default=None)
     a = p.parse_args(argv)
 
     device = _xnor_device(a.device, "the packed model on the numpy reference vs the torch model; "
@@ -398,13 +377,13 @@ def margin(argv: list[str]) -> int:
     from analysis import margin as M
 
     p = argparse.ArgumentParser(prog="python -m analysis bench margin", description=margin.__doc__)
-    p.add_argument("--n", type=_count(2), default=100)
-    p.add_argument("--d", type=_count(), default=50)
-    p.add_argument("--steps", type=_count(100), default=10**6,
+    p.add_argument("--n", type=count_arg(2), default=100)
+    p.add_argument("--d", type=count_arg(), default=50)
+    p.add_argument("--steps", type=count_arg(100), default=10**6,
                    help="iterations of the long run (the 1/log t fit needs a decade: >= 100)")
-    p.add_argument("--short", type=_count(), default=200, help="iterations of the side-by-side run")
-    p.add_argument("--repeat", type=_count(), default=3)
-    p.add_argument("--json", type=_json_path, default=None)
+    p.add_argument("--short", type=count_arg(), default=200, help="iterations of the side-by-side run")
+    p.add_argument("--repeat", type=count_arg(), default=3)
+    p.add_argument("--json", type=json_path_arg, default=None)
     a = p.parse_args(argv)
 
     X, y = data.load("separable", n=a.n, d=a.d, margin=0.5, seed=0)
@@ -447,13 +426,13 @@ def diffusion(argv: list[str]) -> int:
     from analysis.training import TrainState, train_step
 
     p = argparse.ArgumentParser(prog="python -m analysis bench diffusion", description=diffusion.__doc__)
-    p.add_argument("--width", type=_count(), default=256, help="MLP width (the large-batch experiment's)")
-    p.add_argument("--depth", type=_count(0), default=3)
-    p.add_argument("--batch-size", type=_count(2), default=50)
-    p.add_argument("--repeat", type=_count(), default=200)
-    p.add_argument("--updates", type=_count(), default=10_000,
+    p.add_argument("--width", type=count_arg(), default=256, help="MLP width (the large-batch experiment's)")
+    p.add_argument("--depth", type=count_arg(0), default=3)
+    p.add_argument("--batch-size", type=count_arg(2), default=50)
+    p.add_argument("--repeat", type=count_arg(), default=200)
+    p.add_argument("--updates", type=count_arg(), default=10_000,
                    help="run length for the amortized 'auto' cost")
-    p.add_argument("--json", type=_json_path, default=None)
+    p.add_argument("--json", type=json_path_arg, default=None)
     a = p.parse_args(argv)
 
     xb, yb = _mnist5k_batch(p, a.batch_size)
@@ -507,13 +486,13 @@ def minima(argv: list[str]) -> int:
     from analysis import landscape
 
     p = argparse.ArgumentParser(prog="python -m analysis bench minima", description=minima.__doc__)
-    p.add_argument("--runs", type=_count(), default=100)
-    p.add_argument("--n", type=_count(), default=64, help="samples N")
-    p.add_argument("--d0", type=_count(), default=8, help="inputs d0")
-    p.add_argument("--width", type=_count(), default=16, help="hidden units d1")
+    p.add_argument("--runs", type=count_arg(), default=100)
+    p.add_argument("--n", type=count_arg(), default=64, help="samples N")
+    p.add_argument("--d0", type=count_arg(), default=8, help="inputs d0")
+    p.add_argument("--width", type=count_arg(), default=16, help="hidden units d1")
     p.add_argument("--data", default="random", choices=landscape.DATASETS)
-    p.add_argument("--max-steps", type=_count(), default=20000)
-    p.add_argument("--json", type=_json_path, default=None)
+    p.add_argument("--max-steps", type=count_arg(), default=20000)
+    p.add_argument("--json", type=json_path_arg, default=None)
     a = p.parse_args(argv)
     X, y = landscape.make_data(a.data, a.n, a.d0, seed=0)
 
@@ -561,9 +540,9 @@ def widgets(argv: list[str]) -> int:
     from analysis.widgets.clipping import make_callback, sample_tensors
 
     p = argparse.ArgumentParser(prog="python -m analysis bench widgets", description=widgets.__doc__)
-    p.add_argument("--n", type=_count(2), default=10**6, help="values in the tensor")
-    p.add_argument("--repeat", type=_count(), default=15)
-    p.add_argument("--json", type=_json_path, default=None)
+    p.add_argument("--n", type=count_arg(2), default=10**6, help="values in the tensor")
+    p.add_argument("--repeat", type=count_arg(), default=15)
+    p.add_argument("--json", type=json_path_arg, default=None)
     a = p.parse_args(argv)
 
     t0 = time.perf_counter()

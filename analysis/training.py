@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from analysis.checks import check_count
+from analysis.checks import check_count, count_arg, out_folder_arg, positive_arg
 from analysis.layers import clip_latent_weights_
 from analysis.partial import write_text_atomic
 
@@ -428,11 +428,12 @@ def cli(argv: list[str]) -> int:
         epilog=f"models: {', '.join(models.MODELS)}; datasets: {', '.join(data.DATASETS)}")
     p.add_argument("--model", default="bnn-mlp", help="one of: " + ", ".join(models.MODELS))
     p.add_argument("--dataset", default="mnist5k", help="one of: " + ", ".join(data.DATASETS))
-    p.add_argument("--epochs", type=int, default=None, help="default 20; with --resume: a new total")
-    p.add_argument("--batch-size", type=int, default=100)
+    # numbers checked as they are read, not by fit: its error would come after config.json is written
+    p.add_argument("--epochs", type=count_arg(), default=None, help="default 20; with --resume: a new total")
+    p.add_argument("--batch-size", type=count_arg(), default=100)
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    p.add_argument("--lr", type=float, default=None, help="default: 3e-3 for bnn/qnn, 1e-3 else")
-    p.add_argument("--lr-final", type=float, default=None,
+    p.add_argument("--lr", type=positive_arg, default=None, help="default: 3e-3 for bnn/qnn, 1e-3 else")
+    p.add_argument("--lr-final", type=positive_arg, default=None,
                    help="exponential decay to this lr (default lr/10 with adam)")
     p.add_argument("--loss", default=None, choices=list(LOSSES),
                    help="default: squared_hinge for bnn/qnn (as in the paper), cross_entropy else")
@@ -442,17 +443,10 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--bits-w", type=int, default=None)
     p.add_argument("--bits-a", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs", help="parent folder of the run folder")
+    p.add_argument("--out", type=out_folder_arg, default="runs", help="parent folder of the run folder")
     p.add_argument("--name", default=None, help="run folder name (default: model-dataset-seed)")
     p.add_argument("--resume", metavar="RUN", default=None, help="continue the run in folder RUN")
     a = p.parse_args(argv)
-    # checked here, not by fit: its error would come after config.json is written
-    for option, value in (("--epochs", a.epochs), ("--batch-size", a.batch_size)):
-        if value is not None and value < 1:
-            p.error(f"{option} must be >= 1, got {value}")
-    for option, value in (("--lr", a.lr), ("--lr-final", a.lr_final)):
-        if value is not None and not 0 < value < math.inf:
-            p.error(f"{option} must be a positive number, got {value}")
 
     if a.resume:
         run_dir = Path(a.resume)

@@ -123,11 +123,12 @@ def test_bench_on_the_cpu_says_what_it_skips_and_why(bench, sizes, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-    (["--epochs", "0"], "--epochs must be >= 1, got 0"),  # was: 20 epochs, silently
-    (["--epochs", "-1"], "--epochs must be >= 1, got -1"),
-    (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
-    (["--lr-final", "0"], "--lr-final must be a positive number, got 0.0"),
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["--epochs", "0"], "argument --epochs: must be >= 1, got 0"),  # was: 20 epochs, silently
+    (["--epochs", "-1"], "argument --epochs: must be >= 1, got -1"),
+    (["--lr", "-0.1"], "argument --lr: must be a positive number, got -0.1"),
+    (["--lr-final", "0"], "argument --lr-final: must be a positive number, got 0"),
+    (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
 ])
 def test_train_bad_numbers_are_argparse_errors_before_the_run_folder(tmp_path, args, message, capsys):
     """Was a traceback from fit after config.json was written: the next try with good values
@@ -138,6 +139,21 @@ def test_train_bad_numbers_are_argparse_errors_before_the_run_folder(tmp_path, a
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_train_out_that_is_a_file_is_an_argparse_error(tmp_path, capsys, inside):
+    """--out naming a file (or a folder inside one): one argparse line, exit 2, before the data
+    are loaded; was a NotADirectoryError traceback from mkdir."""
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "sub" if inside else tmp_path / "file"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "mlp", "--dataset", "digits", "--width", "8", "--depth", "1",
+              "--epochs", "1", "--out", str(out)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --out: {tmp_path / 'file'} is a file" in err
+    assert (tmp_path / "file").read_text() == ""
 
 
 def test_experiment_ctrl_c_keeps_the_finished_rows_and_exits_130(tmp_path):
@@ -163,16 +179,16 @@ def test_experiment_ctrl_c_keeps_the_finished_rows_and_exits_130(tmp_path):
 
 
 def test_a_file_system_error_is_one_line_not_a_traceback(tmp_path, capsys):
-    """--out naming a file: train raised NotADirectoryError from mkdir, a traceback (exit 1);
-    now one line on stderr that names the command and the path, exit 1."""
-    not_a_folder = tmp_path / "runs"
+    """A run folder (--out/--name) that is a file: train raised FileExistsError from mkdir, a
+    traceback (exit 1); now one line on stderr that names the command and the path, exit 1.
+    (--out itself naming a file is refused by argparse, see the test above.)"""
+    not_a_folder = tmp_path / "run"
     not_a_folder.write_text("")
     code = main(["train", "--model", "mlp", "--dataset", "digits", "--width", "8", "--depth", "1",
-                 "--epochs", "1", "--out", str(not_a_folder)])
+                 "--epochs", "1", "--out", str(tmp_path), "--name", "run"])
     err = capsys.readouterr().err
     assert code == 1
-    assert err == (f"python -m analysis train: error: [Errno 20] Not a directory: "
-                   f"'{not_a_folder / 'mlp-digits-s0'}'\n")
+    assert err == f"python -m analysis train: error: [Errno 17] File exists: '{not_a_folder}'\n"
 
 
 def test_ctrl_c_in_any_command_exits_130_with_one_line(tmp_path):

@@ -121,6 +121,29 @@ def test_ptq_cli_on_a_run_folder(tmp_path, digits, capsys):
     assert np.isfinite([r["accuracy"] for r in rows]).all()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--calibration", "0"], "argument --calibration: must be >= 1, got 0"),  # was: torch.cat() traceback
+    (["--calibration", "-5"], "argument --calibration: must be >= 1, got -5"),
+    (["--json", "{tmp}/missing/ptq.json"], "argument --json: no folder {tmp}/missing to write ptq.json"),
+    (["--json", "{tmp}"], "argument --json: {tmp} is a folder"),
+])
+def test_ptq_cli_bad_calibration_or_json_is_an_argparse_error_before_the_table(
+        tmp_path, monkeypatch, capsys, args, message):
+    """--json into a missing folder failed only after the whole table was computed."""
+    options = {"in_shape": [1, 8, 8], "num_classes": 10, "width": 4}
+    model = models.build("cnn", **{**options, "in_shape": (1, 8, 8)})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "cnn", "model_options": options,
+                                                 "dataset": "digits"}))
+    torch.save({"model": model.state_dict()}, run / "checkpoint.pt")
+    monkeypatch.setattr("analysis.clipping.ptq.ptq_table", lambda *a, **k: pytest.fail("the table ran"))
+    with pytest.raises(SystemExit) as exit_:
+        C.ptq_cli(["--run", str(run), *[arg.format(tmp=tmp_path) for arg in args]])
+    assert exit_.value.code == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+
+
 def test_a_constant_weight_channel_gets_a_range():
     """Widened by a float64 `tiny` (10⁻⁶ of the largest channel scale, 10⁻¹⁸ when every channel
     is constant), a constant channel's range [c, c + tiny] collapsed to [c, c] in float32, and

@@ -342,7 +342,18 @@ def test_experiment_cli_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         D.experiment_cli(["--fast", "--out", str(tmp_path / "file")])
     assert exit_.value.code == 2
-    assert "is a file, not a folder" in capsys.readouterr().err
+    assert f"argument --out: {tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("epochs", ["0", "-3", "2.5"])
+def test_experiment_cli_bad_epochs_is_an_argparse_error(tmp_path, capsys, epochs):
+    with pytest.raises(SystemExit) as exit_:
+        D.experiment_cli(["--fast", "--epochs", epochs, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert (f"argument --epochs: must be >= 1, got {epochs}" in err if epochs != "2.5"
+            else "argument --epochs: not an integer: '2.5'" in err)
+    assert not (tmp_path / "out").exists()
 
 
 def _interrupt_at(n, unit, ran):

@@ -400,6 +400,25 @@ def test_experiment_cli_writes_table_and_figures(tmp_path, monkeypatch, capsys):
         L.experiment_cli(["--fast", "--data", "cifar", "--out", str(tmp_path)])
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--runs", "0"], "argument --runs: must be >= 1, got 0"),
+    (["--runs", "two"], "argument --runs: not an integer: 'two'"),
+    (["--out", "{file}"], "argument --out: {file} is a file, not a folder"),  # was: [Errno 17] File exists
+    (["--out", "{file}/minima"], "argument --out: {file} is a file: no folder {file}/minima can be made"),
+])
+def test_experiment_cli_bad_runs_or_out_is_an_argparse_error(tmp_path, monkeypatch, capsys, args, message):
+    """One argparse line and exit 2 before any training (the sweep would fail the test)."""
+    file = tmp_path / "file"
+    file.write_text("")
+    monkeypatch.setattr("analysis.landscape.experiment._sweep_rows",
+                        lambda *a, **k: pytest.fail("the sweep ran"))
+    with pytest.raises(SystemExit) as exit_:
+        L.experiment_cli(["--fast", *[arg.format(file=file) for arg in args]])
+    assert exit_.value.code == 2
+    assert message.format(file=file) in capsys.readouterr().err
+    assert file.read_text() == ""
+
+
 TINY_SWEEP = dict(n=12, d0=3, widths=(1, 2, 8), runs=4, max_steps=300, data=("random", "teacher"))
 
 

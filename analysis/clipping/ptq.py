@@ -268,6 +268,8 @@ def ptq_cli(argv: list[str]) -> int:
     from pathlib import Path
 
     from analysis import data, models
+    from analysis.checks import count_arg, json_path_arg
+    from analysis.partial import write_json_atomic
     from analysis.training import CHECKPOINT, load_checkpoint
 
     p = argparse.ArgumentParser(prog="python -m analysis ptq",
@@ -276,12 +278,14 @@ def ptq_cli(argv: list[str]) -> int:
     p.add_argument("--run", required=True, help="run folder (config.json, checkpoint.pt)")
     p.add_argument("--w-bits", type=int, default=4)
     p.add_argument("--a-bits", type=int, default=4)
-    p.add_argument("--calibration", type=int, default=1000, help="training images for activation statistics")
+    p.add_argument("--calibration", type=count_arg(), default=1000,
+                   help="training images for activation statistics")
     p.add_argument("--exact", action="store_true", help="α* of the exact MSE instead of the paper's")
     p.add_argument("--per-channel", action="store_true", help="weights' ranges per output channel")
     p.add_argument("--allocate", default="w", choices=["w", "a", "wa"],
                    help="bit allocation of weights (w), activations (a) or both")
-    p.add_argument("--json", default=None, help="also write the table as JSON here")
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the table as JSON here (a file in an existing folder)")
     a = p.parse_args(argv)
     run = Path(a.run)
     try:
@@ -306,5 +310,5 @@ def ptq_cli(argv: list[str]) -> int:
         print(f"{r['method']:<22}{100 * r['accuracy']:>8.2f}%")
     if a.json:
         options = {k: v for k, v in vars(a).items() if k != "run"}
-        Path(a.json).write_text(json.dumps({"run": str(run), **options, "rows": rows}, indent=1))
+        write_json_atomic(Path(a.json), {"run": str(run), **options, "rows": rows}, indent=1)
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from analysis.checks import count_arg, out_folder_arg
 from analysis.diffusion.fits import compare_fits
 from analysis.diffusion.record import WeightDiffusion
 from analysis.partial import interrupted, load_partial, write_json_atomic
@@ -224,9 +225,9 @@ def experiment_cli(argv: list[str]) -> int:
                     "diffusion of each. Writes results.json, table.md and figures to --out. "
                     "Interrupted (Ctrl-C), the same command goes on from the last finished config.")
     p.add_argument("--fast", action="store_true", help="smaller net, fewer epochs (about a minute)")
-    p.add_argument("--out", default="runs/large-batch", help="output folder")
+    p.add_argument("--out", type=out_folder_arg, default="runs/large-batch", help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None, help="epochs of the small batch run")
+    p.add_argument("--epochs", type=count_arg(), default=None, help="epochs of the small batch run")
     p.add_argument("--grid", action="store_true",
                    help="run every (batch 50/200/1000, LR scaling, Ghost BN, regime adaptation) "
                         "combination for the lesson's widget instead of the table (ignores --fast); "
@@ -234,12 +235,8 @@ def experiment_cli(argv: list[str]) -> int:
     a = p.parse_args(argv)
     settings = dict(SETTINGS["grid" if a.grid else "fast" if a.fast else "normal"])
     if a.epochs is not None:
-        if a.epochs <= 0:
-            p.error(f"--epochs must be positive, got {a.epochs}")
         settings["epochs"] = a.epochs
     out = Path(a.out)
-    if out.exists() and not out.is_dir():
-        p.error(f"--out {out} is a file, not a folder")
     configs = (grid_configs(settings["small"], GRID_BATCH_SIZES) if a.grid
                else large_batch_configs(settings["small"], settings["large"]))
     mode = "grid" if a.grid else "fast" if a.fast else "normal"

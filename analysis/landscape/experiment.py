@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from analysis.checks import check_count
+from analysis.checks import check_count, count_arg, out_folder_arg
 from analysis.landscape.net import (
     ACTIVATIONS,
     DATASETS,
@@ -246,8 +246,8 @@ def experiment_cli(argv: list[str]) -> int:
                     "minima.json, minima.csv, minima.md and figures to --out. Interrupted "
                     "(Ctrl-C), the same command goes on from the last finished row.")
     p.add_argument("--fast", action="store_true", help="N=32, two data sets (under 2 minutes)")
-    p.add_argument("--out", default="runs/minima", help="output folder")
-    p.add_argument("--runs", type=int, default=None, help="runs per width (default 100)")
+    p.add_argument("--out", type=out_folder_arg, default="runs/minima", help="output folder")
+    p.add_argument("--runs", type=count_arg(), default=None, help="runs per width (default 100)")
     p.add_argument("--data", default=None, help="comma-separated: random,teacher,mnist5k")
     p.add_argument("--activation", default="leaky_relu", choices=ACTIVATIONS)
     p.add_argument("--loss", default="quadratic", choices=LOSSES)
@@ -255,8 +255,6 @@ def experiment_cli(argv: list[str]) -> int:
     a = p.parse_args(argv)
     cfg = dict(SWEEPS["fast" if a.fast else "normal"])
     if a.runs is not None:
-        if a.runs < 1:
-            p.error(f"--runs must be >= 1, got {a.runs}")
         cfg["runs"] = a.runs
     if a.data:
         cfg["data"] = tuple(a.data.split(","))
