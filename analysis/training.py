@@ -288,6 +288,31 @@ def _call(callbacks: Iterable, hook: str, state: TrainState) -> None:
             fn(state)
 
 
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, X: Tensor, y: Tensor, order: Tensor,
+                 batch_size: int, loss_fn, grad_clip: float | None, device, state: TrainState,
+                 callbacks: list, show: bool) -> tuple[float, float]:
+    """One pass over (X, y) in batches taken in `order` → (mean loss, error) of the batches seen."""
+    model.train()
+    sum_loss, wrong, seen = 0.0, 0, 0
+    # an epoch of a large net or data set takes minutes: show its batches too
+    with tqdm(total=max(len(X) // batch_size, 1), unit="batch", desc=f"epoch {state.epoch + 1}",
+              disable=not show, leave=False) as batch_bar:
+        for i in range(0, len(X), batch_size):
+            idx = order[i:i + batch_size]
+            if len(idx) < batch_size and i > 0:
+                break  # drop a last, partial batch: batch-norm statistics need full batches
+            xb, yb = X[idx].to(device), y[idx].to(device)
+            out, batch_loss = train_step(model, opt, xb, yb, loss_fn, grad_clip)
+            state.step += 1
+            state.loss = batch_loss.item()
+            sum_loss += state.loss * len(idx)
+            wrong += int((out.argmax(1) != yb).sum())
+            seen += len(idx)
+            _call(callbacks, "on_step_end", state)
+            batch_bar.update()
+    return sum_loss / seen, wrong / seen
+
+
 def fit(
     model: nn.Module,
     train_data,
@@ -365,51 +390,35 @@ def fit(
 
     _call(callbacks, "on_train_begin", state)
     show = _show_progress(progress)
-    bar = tqdm(range(state.epoch, epochs), initial=state.epoch, total=epochs, unit="epoch",
-               disable=not show, leave=False)
-    for epoch in bar:
-        t0 = time.perf_counter()
-        eta = learning_rate(epoch, epochs, lr, schedule, lr_final, milestones, gamma)
-        for group in opt.param_groups:
-            group["lr"] = eta
-        model.train()
-        order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
-        sum_loss, wrong, seen = 0.0, 0, 0
-        # an epoch of a large net or data set takes minutes: show its batches too
-        batch_bar = tqdm(total=max(len(X) // batch_size, 1), unit="batch", desc=f"epoch {epoch + 1}",
-                         disable=not show, leave=False)
-        for i in range(0, len(X), batch_size):
-            idx = order[i:i + batch_size]
-            if len(idx) < batch_size and i > 0:
-                break  # drop a last, partial batch: batch-norm statistics need full batches
-            xb, yb = X[idx].to(device), y[idx].to(device)
+    # `with`: the bars are closed however the loop ends (Ctrl-C, divergence); a bar left open
+    # is drawn again when it is garbage-collected, after what the caller prints of the error
+    with tqdm(range(state.epoch, epochs), initial=state.epoch, total=epochs, unit="epoch",
+              disable=not show, leave=False) as bar:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            eta = learning_rate(epoch, epochs, lr, schedule, lr_final, milestones, gamma)
+            for group in opt.param_groups:
+                group["lr"] = eta
+            order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
             try:
-                out, batch_loss = train_step(model, opt, xb, yb, loss_fn, grad_clip)
+                train_loss, train_error = _train_epoch(model, opt, X, y, order, batch_size, loss_fn,
+                                                       grad_clip, device, state, callbacks, show)
             except TrainingDiverged as e:
                 raise TrainingDiverged(
                     f"{e} at epoch {epoch + 1}, update {state.step + 1} (lr={eta:.3g}); "
                     "lower the learning rate or clip gradients") from None
-            state.step += 1
-            state.loss = batch_loss.item()
-            sum_loss += state.loss * len(idx)
-            wrong += int((out.argmax(1) != yb).sum())
-            seen += len(idx)
-            _call(callbacks, "on_step_end", state)
-            batch_bar.update()
-        batch_bar.close()
-        row = {"epoch": epoch + 1, "lr": eta, "train_loss": sum_loss / seen,
-               "train_error": wrong / seen, "updates": state.step}
-        if test_data is not None:
-            row["test_loss"], row["test_error"] = evaluate(model, test_data, loss, device=device)
-        row["seconds"] = time.perf_counter() - t0
-        history.epochs.append(row)
-        state.epoch = epoch + 1
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("error")})
-        _call(callbacks, "on_epoch_end", state)
-        if state.run_dir is not None:
-            save_checkpoint(state.run_dir / CHECKPOINT, state)
-            history.save(state.run_dir)
-    bar.close()
+            row = {"epoch": epoch + 1, "lr": eta, "train_loss": train_loss,
+                   "train_error": train_error, "updates": state.step}
+            if test_data is not None:
+                row["test_loss"], row["test_error"] = evaluate(model, test_data, loss, device=device)
+            row["seconds"] = time.perf_counter() - t0
+            history.epochs.append(row)
+            state.epoch = epoch + 1
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("error")})
+            _call(callbacks, "on_epoch_end", state)
+            if state.run_dir is not None:
+                save_checkpoint(state.run_dir / CHECKPOINT, state)
+                history.save(state.run_dir)
     _call(callbacks, "on_train_end", state)
     return history
 
@@ -491,7 +500,7 @@ def cli(argv: list[str]) -> int:
     history = fit(model, train, test_data=test, epochs=config["epochs"],
                   batch_size=config["batch_size"], optimizer=config["optimizer"], lr=config["lr"],
                   lr_final=config["lr_final"], loss=config["loss"], seed=config["seed"],
-                  run_dir=run_dir, resume=True, progress=True)
+                  run_dir=run_dir, resume=True)  # progress bars on a terminal only
     import matplotlib.pyplot as plt
 
     from analysis.plots import training_curves

@@ -123,6 +123,30 @@ def test_progress_shows_the_batches_of_each_epoch(capsys):
     assert "epoch 1:" in err and "0/10 [" in err and "batch/s" in err  # was: one tick per epoch
 
 
+class _StopAt:
+    """A callback that raises `error` at update `step` (Ctrl-C, or a failure inside the loop)."""
+
+    def __init__(self, step, error):
+        self.step, self.error = step, error
+
+    def on_step_end(self, state):
+        if state.step == self.step:
+            raise self.error
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), TrainingDiverged("the loss became nan")])
+def test_progress_bars_are_closed_when_the_run_stops(capsys, error):
+    """The epoch and batch bars were closed only after a loop that ended normally: after Ctrl-C
+    they stayed open and were drawn again when collected, after the CLI's 'interrupted' line."""
+    from tqdm import tqdm
+
+    with pytest.raises(type(error)) as stopped:
+        fit(small(), blobs(), epochs=3, batch_size=20, progress=True, callbacks=[_StopAt(13, error)])
+    assert stopped.traceback  # the frames of fit are kept alive: its bars are not collected
+    assert not [bar for bar in tqdm._instances if not bar.disable]
+    assert "epoch 2:" in capsys.readouterr().err
+
+
 def test_nan_loss_stops_the_run_with_a_clear_error():
     X, y = blobs()
     X = X.clone()
