@@ -428,14 +428,24 @@ def _stream(url: str, fd: int, rf: RemoteFile) -> str:
     return h.hexdigest()
 
 
+def _part_file(name: str, rf: RemoteFile, path: Path) -> tuple[int, str]:
+    """A new temporary file next to `path` (its folder made if needed), open for writing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    except OSError as e:  # a read-only cache, or $ANALYSIS_DATA naming a file
+        raise DatasetNotAvailable(
+            f"{name}: cannot write {rf.filename} into the cache folder {path.parent} ({e}). "
+            f"Set $ANALYSIS_DATA to a folder you can write to") from e
+
+
 def _download(name: str, rf: RemoteFile, path: Path) -> None:
     """Stream the first URL that serves the right bytes into a temporary file next to `path`,
     check its SHA-256, then rename it into place; nothing unverified is left behind. A mirror
     that is down, drops the connection or serves other bytes is skipped for the next one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     errors, wrong_bytes = [], False
     for url in rf.urls:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+        fd, tmp = _part_file(name, rf, path)
         try:
             sha = _stream(url, fd, rf)
             if sha != rf.sha256:

@@ -282,6 +282,34 @@ def test_interrupted_download_leaves_nothing(cache, monkeypatch):
     assert list((cache / "mnist").iterdir()) == []
 
 
+def test_cache_folder_that_cannot_be_written_is_an_actionable_error(cache, monkeypatch, tmp_path,
+                                                                   capsys):
+    payload = b"tiny file standing in for a dataset"
+    rf = data.RemoteFile("f.bin", ("https://a/f.bin",), hashlib.sha256(payload).hexdigest(),
+                         len(payload))
+    monkeypatch.setitem(data.FILES, "mnist", (rf,))
+    monkeypatch.setattr(data, "_urlopen", lambda url: io.BytesIO(payload))
+    # was: a bare NotADirectoryError / PermissionError traceback, from `data fetch` too
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("ANALYSIS_DATA", str(not_a_folder))
+    with pytest.raises(data.DatasetNotAvailable, match=r"cannot write f\.bin into the cache folder"
+                       r".*ANALYSIS_DATA"):
+        data.fetch("mnist")
+    assert data.cli(["fetch", "mnist"]) == 1
+    assert "ANALYSIS_DATA" in capsys.readouterr().err
+
+    monkeypatch.setenv("ANALYSIS_DATA", str(cache))
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(cache / "mnist"))
+
+    monkeypatch.setattr(data.tempfile, "mkstemp", read_only)
+    with pytest.raises(data.DatasetNotAvailable, match="Permission denied.*ANALYSIS_DATA"):
+        data.fetch("mnist")
+    assert list((cache / "mnist").iterdir()) == []
+
+
 def test_registered_checksums_are_well_formed():
     for name, files in data.FILES.items():
         assert data.DATASETS[name].kind == "download"
