@@ -261,3 +261,22 @@ def test_ptq_of_a_cuda_model_matches_the_same_pipeline_on_the_cpu(digits, dtype,
         assert gpu_rows == cpu_rows
     else:  # a test image changes class only where two logits nearly tie: at most 3% of them
         assert all(abs(g["accuracy"] - c["accuracy"]) <= 0.03 for g, c in zip(gpu_rows, cpu_rows))
+
+
+def test_fold_bn_skips_a_batch_norm_over_flattened_features():
+    """Conv2d → Flatten → BatchNorm1d(C·H·W) scales each (c, h, w) on its own, which no
+    per-channel weight scale can do: fold_bn_scale_ raised 'The size of tensor a (2) must
+    match the size of tensor b (72)' (and so did quantize_model). Now it leaves that
+    batch-norm alone and the function is unchanged."""
+    torch.manual_seed(0)
+    model = _randomize_bn(torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.BatchNorm1d(2 * 6 * 6), torch.nn.ReLU(),
+        torch.nn.Linear(72, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
+    x = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    folded = C.fold_bn_scale_(copy.deepcopy(model))
+    with torch.no_grad():
+        assert torch.allclose(model(x), folded(x), atol=1e-5)
+    assert torch.equal(folded[0].weight, model[0].weight)  # not foldable: untouched
+    assert not torch.allclose(folded[4].weight, model[4].weight)  # Linear → BN1d(8): folded
+    q = C.quantize_model(model, x, C.PTQConfig(4, 4, method="aciq"))
+    assert q(x).shape == (16, 3)

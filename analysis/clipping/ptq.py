@@ -176,11 +176,13 @@ def layer_inputs(model: nn.Module, x: Tensor, batch_size: int = 100) -> list[Ten
 @torch.no_grad()
 def fold_bn_scale_(model: nn.Module) -> nn.Module:
     """Move the scale of every batch-norm that directly follows a Linear/Conv2d (possibly
-    through max-pooling or flattening) into that layer's weights, in place, without changing
-    the function: k_c = |γ_c|/sqrt(var_c + ε), W_c ← k_c·W_c, and the batch-norm's running
-    mean and std multiplied by k_c too (var_c ← k_c²(var_c + ε) − ε). Then each weight
-    channel carries the scale its output really has, which is what per-channel clipping and
-    bit allocation compare (k_c > 0 commutes with max-pooling and ReLU)."""
+    through max-pooling or flattening), one feature per output channel, into that layer's
+    weights, in place, without changing the function: k_c = |γ_c|/sqrt(var_c + ε),
+    W_c ← k_c·W_c, and the batch-norm's running mean and std multiplied by k_c too
+    (var_c ← k_c²(var_c + ε) − ε). Then each weight channel carries the scale its output
+    really has, which is what per-channel clipping and bit allocation compare (k_c > 0
+    commutes with max-pooling and ReLU). A batch-norm over flattened C·H·W features is left
+    as it is."""
     pending = None
     for mod in model.modules():
         if next(mod.children(), None) is not None:
@@ -188,7 +190,8 @@ def fold_bn_scale_(model: nn.Module) -> nn.Module:
         if isinstance(mod, (nn.Linear, nn.Conv2d)):
             pending = mod
         elif isinstance(mod, nn.modules.batchnorm._BatchNorm) and pending is not None \
-                and mod.affine and mod.running_var is not None:
+                and mod.affine and mod.running_var is not None \
+                and mod.num_features == pending.weight.shape[0]:
             k = mod.weight.abs() / torch.sqrt(mod.running_var + mod.eps)
             k = torch.where(k > 0, k, torch.ones_like(k))
             pending.weight.mul_(_channel_view(k, pending.weight, 0))
