@@ -198,6 +198,14 @@ def layer_inputs(model: nn.Module, layers: dict[str, nn.Module], X: Tensor,
 
 # --- batch-norm variants ---------------------------------------------------------------
 
+def _check_values_per_channel(module: nn.Module, x: Tensor, n: int, where: str = "") -> None:
+    """Refuse, as torch's batch-norm does, to normalize n = 1 value per channel with batch
+    statistics: x − μ is 0, and the output would be β whatever the input."""
+    if n == 1:
+        raise ValueError(f"{type(module).__name__} needs more than 1 value per channel{where} to "
+                         f"normalize in training, got input of shape {tuple(x.shape)}")
+
+
 class _GhostBatchNorm:
     """Batch-norm with statistics over ghost batches of `ghost_size` samples (Hoffer et al. 2017).
 
@@ -229,6 +237,10 @@ class _GhostBatchNorm:
             B = x.shape[0]
             if B % self.ghost_size:
                 raise ValueError(f"ghost_size {self.ghost_size} must divide the batch size {B}")
+            if B == 0:  # as torch's batch-norm: nothing to normalize, statistics untouched
+                return self._affine(x, shape)
+            _check_values_per_channel(self, x, self.ghost_size * math.prod(x.shape[2:]),
+                                      f" in each ghost batch of {self.ghost_size}")
             G = B // self.ghost_size
             xg = x.reshape(G, self.ghost_size, *x.shape[1:])
             dims = [1] + list(range(3, xg.dim()))  # samples and spatial positions
@@ -246,6 +258,9 @@ class _GhostBatchNorm:
                         m = self.momentum if self.momentum is not None else 1 / int(self.num_batches_tracked)
                         self.running_mean.lerp_(mean_l, m)
                         self.running_var.lerp_(var_l, m)
+        return self._affine(x_hat, shape)
+
+    def _affine(self, x_hat: Tensor, shape: list[int]) -> Tensor:
         return x_hat * self.weight.view(shape) + self.bias.view(shape) if self.affine else x_hat
 
     def extra_repr(self) -> str:
@@ -291,6 +306,9 @@ class _CheapScaleBatchNorm:
                                 self.eps)
         self._check_input_dim(x)
         dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+        if x.shape[0] == 0:  # as torch's batch-norm: nothing to normalize, statistics untouched
+            return x * self.weight.view(shape) + self.bias.view(shape) if self.affine else x
+        _check_values_per_channel(self, x, x.shape[0] * math.prod(x.shape[2:]))
         mu = x.mean(dims)
         centred = x - mu.view(shape)
         sigma = self._sigma(centred, dims, x.numel() // x.shape[1])

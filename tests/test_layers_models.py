@@ -10,6 +10,8 @@ from analysis.checks import check_count
 from analysis.layers import (
     BinarizedLinear,
     FixedClassifier,
+    GhostBatchNorm1d,
+    GhostBatchNorm2d,
     L1BatchNorm1d,
     L1BatchNorm2d,
     QuantConv2d,
@@ -314,6 +316,40 @@ def test_topk_batchnorm_estimates_sigma_and_refuses_k_above_n():
 
 
 # --- fixed classifier ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [RangeBatchNorm1d, L1BatchNorm1d,
+                                  lambda c: TopKBatchNorm1d(c, k=1),
+                                  lambda c: GhostBatchNorm1d(c, ghost_size=1)])
+def test_batchnorm_variants_refuse_one_value_per_channel_and_pass_an_empty_batch(make):
+    torch.manual_seed(0)
+    ref = nn.BatchNorm1d(3)
+    m = make(3)
+    with pytest.raises(ValueError):  # torch's own batch-norm refuses it too
+        ref(torch.randn(1, 3))
+    # was: an output of β (zeros) for any input, and running_var pulled towards 0
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        m(torch.randn(1 if not isinstance(m, GhostBatchNorm1d) else 4, 3))
+    assert torch.equal(m.running_var, torch.ones(3))
+    # was: IndexError (range), ZeroDivisionError (ghost), ValueError about k (top-k), and
+    # NaN running statistics (L1); torch's batch-norm returns the empty batch as it is
+    empty = torch.randn(0, 3, requires_grad=True)
+    out = m(empty)
+    assert out.shape == (0, 3) and out.shape == ref(empty).shape
+    out.sum().backward()
+    assert torch.equal(m.running_mean, torch.zeros(3)) and torch.equal(m.running_var, torch.ones(3))
+    assert int(m.num_batches_tracked) == 0
+    if not isinstance(m, GhostBatchNorm1d):  # a usable batch still trains the statistics
+        m(torch.randn(8, 3))
+        assert int(m.num_batches_tracked) == 1 and torch.isfinite(m.running_var).all()
+
+
+def test_ghost_batchnorm_2d_with_ghost_size_1_normalizes_over_positions():
+    m = GhostBatchNorm2d(2, ghost_size=1, affine=False)
+    x = torch.randn(4, 2, 3, 3)
+    out = m(x)  # one sample, 9 positions a ghost batch: well defined, like instance norm
+    expected = nn.functional.instance_norm(x, eps=m.eps)
+    assert torch.allclose(out, expected, atol=1e-5)
+
 
 def test_fixed_classifier_is_hadamard_rows_and_one_learned_scale():
     head = FixedClassifier(256, 10)
