@@ -280,3 +280,20 @@ def test_fold_bn_skips_a_batch_norm_over_flattened_features():
     assert not torch.allclose(folded[4].weight, model[4].weight)  # Linear → BN1d(8): folded
     q = C.quantize_model(model, x, C.PTQConfig(4, 4, method="aciq"))
     assert q(x).shape == (16, 3)
+
+
+def test_quantize_model_refuses_what_would_leave_layers_unquantized():
+    """inputs shorter than the layers were zipped away: the layers past them kept float
+    weights and no input quantizer; allocate="x" (a typo of "a" or "w") quantized without
+    allocation. Both passed silently; now ValueErrors."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(1))
+    inputs = C.layer_inputs(model, x)
+    with pytest.raises(ValueError, match="got 1 for 3 layers"):
+        C.quantize_model(model, x, C.PTQConfig(4, 4), inputs=inputs[:1])
+    with pytest.raises(ValueError, match="allocate must be"):
+        C.quantize_model(model, x, C.PTQConfig(4, 4, method="aciq", allocate="x"))
+    q = C.quantize_model(model, x, C.PTQConfig(4, 4, method="aciq", allocate="aw"), inputs=inputs)
+    assert all(len(m._forward_pre_hooks) == 1 for m in C.quant_layers(q))

@@ -214,11 +214,16 @@ def quantize_model(model: nn.Module, calibration: Tensor, cfg: PTQConfig,
     and last layers at `cfg.end_bits`. The float model is left untouched; the copy stays on
     its device."""
     check_bits(cfg.w_bits), check_bits(cfg.a_bits), check_bits(cfg.end_bits)
+    if not set(cfg.allocate) <= {"w", "a"}:
+        raise ValueError(f"allocate must be '', 'w', 'a' or 'wa', got {cfg.allocate!r}")
     inputs = layer_inputs(model, calibration) if inputs is None else inputs
     q = copy.deepcopy(model).eval()
     if cfg.fold_bn:
         fold_bn_scale_(q)
     layers = quant_layers(q)
+    if len(inputs) != len(layers):
+        raise ValueError(f"one calibration input per Linear/Conv2d layer: got {len(inputs)} for "
+                         f"{len(layers)} layers (see layer_inputs)")
     for i, (layer, x_in) in enumerate(zip(layers, inputs)):
         end = i in (0, len(layers) - 1)
         wb, ab = (cfg.end_bits, cfg.end_bits) if end else (cfg.w_bits, cfg.a_bits)
