@@ -297,3 +297,12 @@ def test_quantize_model_refuses_what_would_leave_layers_unquantized():
         C.quantize_model(model, x, C.PTQConfig(4, 4, method="aciq", allocate="x"))
     q = C.quantize_model(model, x, C.PTQConfig(4, 4, method="aciq", allocate="aw"), inputs=inputs)
     assert all(len(m._forward_pre_hooks) == 1 for m in C.quant_layers(q))
+
+
+def test_empty_calibration_is_a_clear_error():
+    """An empty calibration set ended in torch.cat()'s 'expected a non-empty list of Tensors'."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+    for call in (lambda: C.layer_inputs(model, torch.empty(0, 4)),
+                 lambda: C.quantize_model(model, torch.empty(0, 4), C.PTQConfig(4, 4))):
+        with pytest.raises(ValueError, match="calibration data is empty"):
+            call()

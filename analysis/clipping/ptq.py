@@ -168,6 +168,8 @@ def quant_layers(model: nn.Module) -> list[nn.Module]:
 def layer_inputs(model: nn.Module, x: Tensor, batch_size: int = 100) -> list[Tensor]:
     """The input of every `quant_layers` layer on the calibration data x (eval mode, on the
     model's device)."""
+    if len(x) == 0:
+        raise ValueError("the calibration data is empty: give at least one sample")
     layers = dict(enumerate(quant_layers(model)))
     inputs = collect_inputs(model, layers, x.to(_device(model)), batch_size)
     return [inputs[i] for i in range(len(layers))]
