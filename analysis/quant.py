@@ -173,9 +173,13 @@ def minmax_range(x: Tensor, symmetric: bool = True, dim: int | None = None) -> t
     if dim is None:
         lo, hi = x.min(), x.max()
     else:
+        if not -max(x.dim(), 1) <= dim < max(x.dim(), 1):
+            raise ValueError(f"dim must be in {-max(x.dim(), 1)}..{max(x.dim(), 1) - 1} for a "
+                             f"tensor of shape {tuple(x.shape)}, got {dim}")
         reduce = [d for d in range(x.dim()) if d != dim % x.dim()]
-        lo = x.amin(dim=reduce, keepdim=True)
-        hi = x.amax(dim=reduce, keepdim=True)
+        # a 1-d tensor's slices are single values; amin(dim=[]) would reduce over all of them
+        lo = x.amin(dim=reduce, keepdim=True) if reduce else x.clone()
+        hi = x.amax(dim=reduce, keepdim=True) if reduce else x.clone()
     if symmetric:
         hi = torch.maximum(lo.abs(), hi.abs())
         lo = -hi

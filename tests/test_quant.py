@@ -217,3 +217,23 @@ def test_ranges_that_do_not_broadcast_to_x_are_a_clear_error():
         with pytest.raises(ValueError, match=r"lo and hi must broadcast to x's shape .* \(C, 1, …, 1\)"):
             quantize_uniform(x, 4, lo, -lo)
     assert quantize_uniform(torch.randn(4, 16), 4, -torch.ones(4, 1), torch.ones(4, 1)).shape == (4, 16)
+
+
+def test_per_channel_range_of_a_1d_tensor_is_one_range_per_value():
+    x = torch.tensor([0.5, -2.0, 3.0])
+    # was: amin/amax over dim=[] reduced over every value, one per-tensor range of shape (1,)
+    lo, hi = minmax_range(x, symmetric=False, dim=0)
+    assert lo.shape == hi.shape == x.shape
+    assert torch.equal(lo, x) and torch.all(hi > lo) and torch.allclose(hi, x)
+    lo, hi = minmax_range(x, dim=0)
+    assert torch.equal(hi, x.abs()) and torch.equal(lo, -x.abs())
+    q = UniformQuantizer(2, clip=None, per_channel=True)(x)
+    assert torch.equal(q.sign(), x.sign())  # each value in its own range [-|x|, |x|]
+    assert torch.allclose(q.abs(), 0.75 * x.abs())  # the outer level hi - Δ/2, Δ = 2|x|/4
+
+
+def test_minmax_range_refuses_a_dim_the_tensor_does_not_have():
+    x = torch.randn(2, 3)
+    assert torch.equal(minmax_range(x, dim=-1)[1], x.abs().amax(0, keepdim=True))
+    with pytest.raises(ValueError, match="dim must be in -2..1 .* got 2"):
+        minmax_range(x, dim=2)  # was: taken as dim 0 (2 % 2), a range per row, silently
