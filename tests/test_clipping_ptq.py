@@ -306,3 +306,15 @@ def test_empty_calibration_is_a_clear_error():
                  lambda: C.quantize_model(model, torch.empty(0, 4), C.PTQConfig(4, 4))):
         with pytest.raises(ValueError, match="calibration data is empty"):
             call()
+
+
+def test_clip_ranges_checks_bits():
+    """clip_ranges(x, 0, "minmax") returned 0 bits and a range, and clip_ranges(x, 4.5)
+    returned 4 bits (int() of the width): both passed on silently."""
+    x = torch.randn(100, 4, generator=torch.Generator().manual_seed(0))
+    for bad in (0, 4.5, 17):
+        for method in ("minmax", "aciq"):
+            with pytest.raises(ValueError, match="bits must be"):
+                C.clip_ranges(x, bad, method)
+    bits, _, _ = C.clip_ranges(x, 3.5, "aciq", dim=1, allocate=True)  # an average budget may be fractional
+    assert bits.sum() == 14

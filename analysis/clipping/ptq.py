@@ -99,6 +99,8 @@ def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = No
         raise ValueError(f"method must be 'minmax' or 'aciq', got {method!r}")
     if allocate and dim is None:
         raise ValueError("bit allocation is per channel: give dim")
+    if not allocate:  # with allocation, `bits` is an average budget, checked by allocate_bits
+        bits = check_bits(bits)
     x = check_tensor(x)
     device, x = x.device, x.detach().cpu()  # numpy and scipy (KS, bit allocation) need the CPU
     relu = _looks_relu(x) if relu is None else relu
