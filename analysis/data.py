@@ -29,9 +29,9 @@ import os
 import pickle
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -429,10 +429,16 @@ def _stream(url: str, fd: int, rf: RemoteFile) -> str:
 
 
 def _part_file(name: str, rf: RemoteFile, path: Path) -> tuple[int, str]:
-    """A new temporary file next to `path` (its folder made if needed), open for writing."""
+    """A new temporary file next to `path` (its folder made if needed), open for writing.
+
+    Created with the permissions of any new file (0o666 less the umask), which the rename
+    keeps: tempfile.mkstemp's 0o600 would leave a shared cache's datasets unreadable to all
+    but the one who downloaded them."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.part")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        return os.open(tmp, flags, 0o666), str(tmp)
     except OSError as e:  # a read-only cache, or $ANALYSIS_DATA naming a file
         raise DatasetNotAvailable(
             f"{name}: cannot write {rf.filename} into the cache folder {path.parent} ({e}). "

@@ -301,13 +301,34 @@ def test_cache_folder_that_cannot_be_written_is_an_actionable_error(cache, monke
 
     monkeypatch.setenv("ANALYSIS_DATA", str(cache))
 
-    def read_only(*args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(cache / "mnist"))
+    real_open = os.open
 
-    monkeypatch.setattr(data.tempfile, "mkstemp", read_only)
+    def read_only(path, *args, **kwargs):  # a read-only folder, as root cannot make one
+        if str(path).endswith(".part"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data.os, "open", read_only)
     with pytest.raises(data.DatasetNotAvailable, match="Permission denied.*ANALYSIS_DATA"):
         data.fetch("mnist")
     assert list((cache / "mnist").iterdir()) == []
+
+
+def test_downloaded_file_gets_the_permissions_of_any_new_file(cache, monkeypatch):
+    payload = b"tiny file standing in for a dataset"
+    rf = data.RemoteFile("f.bin", ("https://a/f.bin",), hashlib.sha256(payload).hexdigest(),
+                         len(payload))
+    monkeypatch.setitem(data.FILES, "mnist", (rf,))
+    monkeypatch.setattr(data, "_urlopen", lambda url: io.BytesIO(payload))
+    old_umask = os.umask(0o022)
+    try:
+        (path,) = data.fetch("mnist")
+    finally:
+        os.umask(old_umask)
+    # was 0o600 (tempfile.mkstemp's mode, kept by the rename): in a cache shared through
+    # $ANALYSIS_DATA, nobody but the one who downloaded could read the dataset
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert data._marker(path).stat().st_mode & 0o777 == 0o644
 
 
 def test_registered_checksums_are_well_formed():
