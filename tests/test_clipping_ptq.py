@@ -318,3 +318,22 @@ def test_clip_ranges_checks_bits():
                 C.clip_ranges(x, bad, method)
     bits, _, _ = C.clip_ranges(x, 3.5, "aciq", dim=1, allocate=True)  # an average budget may be fractional
     assert bits.sum() == 14
+
+
+def test_clip_ranges_channel_axis():
+    """A dim past x's axes, or dim=0 of a 1-D tensor (one value a channel), raised IndexError
+    'Dimension out of range' from inside the statistics; channel_scales of a 1-D tensor too.
+    Now a dim out of range is a ValueError, and a 1-D tensor has one channel per value."""
+    x = torch.randn(100, 4, generator=torch.Generator().manual_seed(0))
+    for dim in (2, -3):
+        with pytest.raises(ValueError, match="dim must be"):
+            C.clip_ranges(x, 4, dim=dim)
+    bits, lo, hi = C.clip_ranges(x, 4, "minmax", dim=-1)
+    assert torch.equal(lo, x.amin(0)) and torch.equal(hi, x.amax(0))
+    v = torch.tensor([-1.0, 0.5, 2.0])
+    for method in ("minmax", "aciq"):
+        bits, lo, hi = C.clip_ranges(v, 4, method, dim=0, relu=False)
+        assert lo.shape == (3,) and (lo <= v).all() and (v <= hi).all() and (hi > lo).all()
+        assert torch.allclose(quantize_uniform(v, 4, lo, hi), v)  # a channel's one value is kept
+    with pytest.raises(ValueError, match="output-channel axis"):
+        C.channel_scales(v)

@@ -361,7 +361,7 @@ def _channel_stats(x: Tensor, dim: int | None, relu: bool) -> dict[str, Tensor]:
     For a non-negative tensor (after ReLU) b and σ describe its positive part:
     b = mean(x | x > 0), σ = sqrt(mean(x² | x > 0)) (a Laplace/Gaussian tail past 0)."""
     x = x.detach().double()
-    x = x.movedim(dim, 0).flatten(1) if dim is not None else x.reshape(1, -1)
+    x = x.movedim(dim, 0).reshape(x.shape[dim], -1) if dim is not None else x.reshape(1, -1)
     lo, hi = x.min(1).values, x.max(1).values
     if relu:  # x ≥ 0: the sums over the positive part are the sums over all of x
         count = (x > 0).sum(1).clamp_min(1)
@@ -538,6 +538,9 @@ def curve_rows(x: Tensor, prior: str, bits=(2, 4, 8), grid=None) -> list[dict]:
 
 def channel_scales(w: Tensor) -> np.ndarray:
     """Laplace scale b_c = mean|w − mean(w_c)| of every output channel c (axis 0) of a weight."""
-    w = check_tensor(w, "w").detach().cpu().double().flatten(1)
+    w = check_tensor(w, "w")
+    if w.dim() < 2:
+        raise ValueError(f"w needs an output-channel axis and at least one more, got shape {tuple(w.shape)}")
+    w = w.detach().cpu().double().flatten(1)
     return (w - w.mean(1, keepdim=True)).abs().mean(1).numpy()
 

@@ -102,6 +102,8 @@ def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = No
     if not allocate:  # with allocation, `bits` is an average budget, checked by allocate_bits
         bits = check_bits(bits)
     x = check_tensor(x)
+    if dim is not None and not -x.dim() <= dim < x.dim():
+        raise ValueError(f"dim must be None or a channel axis of x (shape {tuple(x.shape)}), got {dim}")
     device, x = x.device, x.detach().cpu()  # numpy and scipy (KS, bit allocation) need the CPU
     relu = _looks_relu(x) if relu is None else relu
     st = _channel_stats(x, dim, relu)
