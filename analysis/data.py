@@ -32,6 +32,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -308,15 +309,21 @@ def read_idx(path: str | Path) -> np.ndarray:
     uint32 sizes, then the data in C order."""
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as e:  # cut short, or bytes changed
+            raise ValueError(f"{path}: truncated or corrupt gzip data ({e})") from e
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_TYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic {raw[:4]!r})")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: the IDX header of {ndim} sizes is cut short ({len(raw)} bytes)")
     shape = tuple(np.frombuffer(raw, ">u4", count=ndim, offset=4).tolist())
     dtype = np.dtype(_IDX_TYPES[raw[2]])
+    found = (len(raw) - 4 - 4 * ndim) / dtype.itemsize  # not whole when cut mid-value
+    if found != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says shape {shape}, found {found:g} values")
     data = np.frombuffer(raw, dtype, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says shape {shape}, found {data.size} values")
     return data.reshape(shape).astype(dtype.newbyteorder("="))
 
 

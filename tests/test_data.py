@@ -85,6 +85,23 @@ def test_read_idx_rejects_bad_magic_and_truncation(tmp_path):
         data.read_idx(tmp_path / "short")
 
 
+def test_read_idx_names_the_file_when_cut_anywhere(tmp_path):
+    raw = idx_bytes(np.arange(6, dtype=np.int32), 0x0C)
+    cases = {  # was: ValueError without the path, or EOFError from gzip
+        "mid-value": (raw[:-1], "header says shape"),
+        "in the header": (raw[:6], "header .* cut short"),
+        "gzip cut": (gzip.compress(raw)[:-5], "truncated or corrupt gzip"),
+        "gzip changed": (gzip.compress(raw)[:12] + b"\xff" * 8 + gzip.compress(raw)[20:],
+                         "truncated or corrupt gzip"),
+    }
+    for what, (content, message) in cases.items():
+        path = tmp_path / what.replace(" ", "-")
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=message) as err:
+            data.read_idx(path)
+        assert str(path) in str(err.value), what
+
+
 def test_read_cifar10_batch_layout_and_scaling(tmp_path):
     raw = np.zeros((2, 3072), dtype=np.uint8)
     raw[0, :1024] = 255  # image 0: red plane full
