@@ -337,3 +337,24 @@ def test_clip_ranges_channel_axis():
         assert torch.allclose(quantize_uniform(v, 4, lo, hi), v)  # a channel's one value is kept
     with pytest.raises(ValueError, match="output-channel axis"):
         C.channel_scales(v)
+
+
+def test_aciq_of_a_constant_tensor_gets_a_range():
+    """ACIQ of a constant tensor, e.g. the weights of a zero-initialized layer, raised 'the
+    tensor is constant: no scale to fit' from the choice of a prior (min–max and constant
+    channels of a varying tensor worked): quantize_model with method="aciq" failed on such a
+    model. Now the range is [c, c] widened, as with min–max, and the weights are kept."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+    torch.nn.init.zeros_(model[2].weight)
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(1))
+    for per_channel in (True, False):
+        q = C.quantize_model(model, x, C.PTQConfig(4, 4, method="aciq", per_channel=per_channel))
+        assert torch.allclose(q[2].weight, model[2].weight, atol=1e-6)
+    c = torch.full((3, 10), 2.5)
+    for dim in (None, 0):
+        bits, lo, hi = C.clip_ranges(c, 4, "aciq", dim=dim)
+        assert (lo <= 2.5).all() and (hi >= 2.5).all() and (hi > lo).all()
+        assert torch.allclose(quantize_uniform(c, 4, lo if dim is None else lo[:, None],
+                                               hi if dim is None else hi[:, None]), c)

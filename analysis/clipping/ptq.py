@@ -107,7 +107,10 @@ def clip_ranges(x: Tensor, bits: int, method: str = "aciq", dim: int | None = No
     device, x = x.device, x.detach().cpu()  # numpy and scipy (KS, bit allocation) need the CPU
     relu = _looks_relu(x) if relu is None else relu
     st = _channel_stats(x, dim, relu)
-    scale_prior = _choose_prior(x, relu, st) if method == "aciq" else "laplace"
+    # a constant tensor (say a zero-initialized layer) has no prior to choose: its α is capped
+    # to [min, max] = [c, c] whichever prior, as with min–max
+    constant = bool(x.min() == x.max())
+    scale_prior = _choose_prior(x, relu, st) if method == "aciq" and not constant else "laplace"
     scale = st["b"] if scale_prior == "laplace" else st["sigma"]
     tiny = max(scale.max().item(), 1e-12) * 1e-6  # dead channels (all zero) get the fewest bits
     ch_bits = (allocate_bits(scale.clamp_min(tiny).numpy(), bits, max_bits=max(8, bits)) if allocate
