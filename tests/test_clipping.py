@@ -243,3 +243,14 @@ def test_fit_tensor_reads_relu_only_when_the_tensor_reaches_zero():
         C.fit_tensor(torch.full((100,), 3.0))
     bits, lo, hi = C.clip_ranges(torch.randn(20_000, generator=g) + 10, 4)
     assert 5 < lo.item() < 10 < hi.item() < 15  # was [0, hi]: level 0 spent far from the data
+
+
+def test_fit_prior_max_samples_below_one_is_an_error():
+    """max_samples=0 drew no values: both KS distances were NaN (with a SciPy warning) and
+    `best` said "gaussian"; a negative value raised numpy's 'negative dimensions'."""
+    x = torch.randn(100, generator=torch.Generator().manual_seed(0))
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="max_samples must be an integer >= 1"):
+            C.fit_prior(x, max_samples=bad)
+    fit = C.fit_prior(x, max_samples=50)
+    assert np.isfinite([fit.ks_laplace, fit.ks_gaussian]).all()

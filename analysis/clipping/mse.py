@@ -330,6 +330,8 @@ class PriorFit:
 def fit_prior(x: Tensor, max_samples: int = 100_000, seed: int = 0) -> PriorFit:
     """Fit Laplace(μ, b) with b = mean|x − μ| and N(μ, σ²), and measure each fit by the
     KS statistic sup|F_n − F| (on at most `max_samples` values drawn without replacement)."""
+    if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 1:
+        raise ValueError(f"max_samples must be an integer >= 1, got {max_samples!r}")
     x = check_tensor(x).detach().cpu().double().flatten().numpy()
     mu = float(x.mean())
     b = float(np.abs(x - mu).mean())
