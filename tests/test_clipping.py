@@ -254,3 +254,12 @@ def test_fit_prior_max_samples_below_one_is_an_error():
             C.fit_prior(x, max_samples=bad)
     fit = C.fit_prior(x, max_samples=50)
     assert np.isfinite([fit.ks_laplace, fit.ks_gaussian]).all()
+
+
+def test_mse_terms_takes_one_scale():
+    """An array of scales raised numpy's TypeError 'only 0-dimensional arrays can be converted
+    to Python scalars' (or 'only length-1 arrays …')."""
+    with pytest.raises(ValueError, match="scale must be one number"):
+        C.mse_terms([1.0, 2.0], [1.0, 2.0], 4, "laplace")
+    terms = C.mse_terms([1.0, 2.0], np.array([2.0]), 4, "gaussian")
+    assert terms["clipping"] + terms["rounding"] == pytest.approx(C.mse([1.0, 2.0], 2.0, 4, "gaussian"))

@@ -485,9 +485,12 @@ def bias_correct(w_q: Tensor, w: Tensor, scale: bool = False) -> Tensor:
 def mse_terms(alpha, scale, bits: int, prior: str) -> dict[str, np.ndarray]:
     """The two terms of the paper's approximation over α: the clipping noise
     E[(|X| − α)²; |X| > α] and the rounding noise α²/(3·4^M)."""
-    a = _positive_array(alpha, "alpha") / float(_positive_array(scale, "scale"))
+    s = _positive_array(scale, "scale")
+    if s.size != 1:
+        raise ValueError(f"scale must be one number (b or sigma), got {s.size} values")
+    a = _positive_array(alpha, "alpha") / s.item()
     bits = check_bits(bits)
-    s2 = float(scale) ** 2
+    s2 = s.item() ** 2
     return {"clipping": _clip_noise(a, _check_prior(prior)) * s2, "rounding": a**2 / (3.0 * 4.0**bits) * s2}
 
 
