@@ -387,3 +387,17 @@ def test_lesson05_solution_states_run2_loss_ratio():
     stated = float(re.search(r"ratio is ([\d.]+) for `run2`", nb.cells[-1].source).group(1))
     assert stated == pytest.approx(ratio, abs=0.005)
 
+
+
+def test_a_bad_start_w0_is_a_value_error_naming_w0():
+    """w0 of the wrong length was numpy's 'cannot reshape array of size 3 into shape (2,)' (a
+    matmul error in smoothness); a NaN in w0 read as 'lr must be > 0, got nan'."""
+    with pytest.raises(ValueError, match=r"w0 must be a vector of length d=2.*\(3,\)"):
+        M.gradient_descent(X_KNOWN, Y_KNOWN, steps=10, w0=np.zeros(3))
+    with pytest.raises(ValueError, match=r"w0 must be a vector of length d=2"):
+        M.smoothness(X_KNOWN, Y_KNOWN, "exponential", w0=np.zeros(3))
+    for loss in ("logistic", "exponential"):
+        with pytest.raises(ValueError, match="w0 has NaN"):
+            M.gradient_descent(X_KNOWN, Y_KNOWN, loss=loss, steps=10, w0=[np.nan, 0.0])
+    r = M.gradient_descent(X_KNOWN, Y_KNOWN, steps=10, w0=[[0.5, 0.0]])  # any shape of d values
+    assert r.w.shape == (len(r.t), 2) and np.all(np.isfinite(r.w))

@@ -89,6 +89,21 @@ def _logsumexp(a: np.ndarray) -> float:
     return top + math.log(float(np.sum(np.exp(a - top))))
 
 
+def _start(w0, d: int) -> np.ndarray:
+    """w₀ as a float64 vector of length d (zeros when None); a ValueError naming w0 when its
+    shape is wrong or it holds NaN/inf (numpy said "cannot reshape array of size 3 into
+    shape (2,)", and a NaN start read as "lr must be > 0, got nan" or a divergence)."""
+    if w0 is None:
+        return np.zeros(d)
+    w = np.array(w0, dtype=np.float64)
+    if w.size != d:
+        raise ValueError(f"w0 must be a vector of length d={d} (one weight per feature), got "
+                         f"shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("w0 has NaN or infinite values")
+    return w.reshape(d)
+
+
 def smoothness(X, y, loss: str = "logistic", w0: np.ndarray | None = None,
                optimizer: str = "gd") -> float:
     """β, a bound on the Hessian of the mean loss L(w) = (1/n) Σ ℓ(z_nᵀw), z_n = y_n x_n.
@@ -106,7 +121,7 @@ def smoothness(X, y, loss: str = "logistic", w0: np.ndarray | None = None,
         if optimizer == "sgd":
             return max_row / 4.0
         return float(np.linalg.norm(Z, 2)) ** 2 / (4.0 * n)
-    w0 = np.zeros(d) if w0 is None else np.asarray(w0, dtype=np.float64)
+    w0 = _start(w0, d)
     return float(_loss(Z @ w0, "exponential")) * max_row
 
 
@@ -195,7 +210,7 @@ def gradient_descent(X, y, loss: str = "logistic", steps: int = 100_000, lr: flo
         raise ValueError(f"batch_size must be in 1..n={n}, got {batch_size}")
     if optimizer == "momentum" and not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    w = np.zeros(d) if w0 is None else np.array(w0, dtype=np.float64).reshape(d)
+    w = _start(w0, d)
     beta = smoothness(X, yy, loss, w, optimizer)
     if lr is None:
         lr = (1.0 - momentum) / beta if optimizer == "momentum" else 1.0 / beta
