@@ -401,3 +401,18 @@ def test_a_bad_start_w0_is_a_value_error_naming_w0():
             M.gradient_descent(X_KNOWN, Y_KNOWN, loss=loss, steps=10, w0=[np.nan, 0.0])
     r = M.gradient_descent(X_KNOWN, Y_KNOWN, steps=10, w0=[[0.5, 0.0]])  # any shape of d values
     assert r.w.shape == (len(r.t), 2) and np.all(np.isfinite(r.w))
+
+
+def test_exponential_start_with_an_underflowing_or_overflowing_loss_is_a_value_error():
+    """At a w0 with margins beyond ±709, e^{−m} is 0 or inf in float64: β = L(w0)·max‖z_n‖² read
+    0 (ZeroDivisionError for lr = 1/β) or inf (then 'lr must be > 0, got 0.0')."""
+    for scale, word in ((1000.0, "is 0"), (-1000.0, "is infinite")):
+        w0 = [scale, 0.0]  # ŵ = (1, 0): every margin is ±1000 or more
+        with pytest.raises(ValueError, match=f"exponential loss at w0 {word}.*smaller w0"):
+            M.smoothness(X_KNOWN, Y_KNOWN, "exponential", w0=w0)
+        with pytest.raises(ValueError, match=f"exponential loss at w0 {word}"):
+            M.gradient_descent(X_KNOWN, Y_KNOWN, loss="exponential", steps=10, w0=w0)
+    # a start with large but representable margins still runs, with β = L(w0)·max‖z_n‖²
+    r = M.gradient_descent(X_KNOWN, Y_KNOWN, loss="exponential", steps=10, w0=[50.0, 0.0])
+    Z = Y_KNOWN[:, None] * X_KNOWN
+    assert r.beta == pytest.approx(np.mean(np.exp(-Z @ [50.0, 0.0])) * np.max(np.sum(Z**2, 1)))

@@ -122,7 +122,15 @@ def smoothness(X, y, loss: str = "logistic", w0: np.ndarray | None = None,
             return max_row / 4.0
         return float(np.linalg.norm(Z, 2)) ** 2 / (4.0 * n)
     w0 = _start(w0, d)
-    return float(_loss(Z @ w0, "exponential")) * max_row
+    m = Z @ w0
+    beta = float(_loss(m, "exponential")) * max_row
+    if not 0 < beta < math.inf:  # e^{−m} under- or overflows for margins beyond about ±709
+        raise ValueError(
+            f"the exponential loss at w0 is {'0' if beta == 0 else 'infinite'} in float64 "
+            f"(margins y_n x_nᵀw0 from {m.min():.4g} to {m.max():.4g}), so the bound "
+            "β = L(w0)·max_n ‖z_n‖² and the step limit 2/β cannot be computed; start from a "
+            "smaller w0 (scale it down)")
+    return beta
 
 
 @dataclass
