@@ -182,8 +182,6 @@ def xnor(argv: list[str]) -> int:
     capability 8.0); where that is "tc", the CUDA-core kernel is timed beside it as
     "xnor-popc". On the CPU: the numpy reference against float32 torch.matmul.
     """
-    from analysis import xnor as bits
-
     p = argparse.ArgumentParser(prog="python -m analysis bench xnor", description=xnor.__doc__)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--sizes", type=count_arg(), nargs="+", default=None,
@@ -197,8 +195,17 @@ def xnor(argv: list[str]) -> int:
                    help="torch CPU threads (the numpy reference uses one); default: torch's")
     p.add_argument("--json", type=json_path_arg, default=None)
     a = p.parse_args(argv)
+    threads = torch.get_num_threads()
     if a.threads:
         torch.set_num_threads(a.threads)
+    try:
+        return _xnor(a)
+    finally:  # --threads is for this run: a lesson calling bench.xnor keeps its own setting
+        torch.set_num_threads(threads)
+
+
+def _xnor(a: argparse.Namespace) -> int:
+    from analysis import xnor as bits
 
     device = _xnor_device(a.device, "the numpy reference vs float32 torch.matmul; skipped: the "
                                     "CUDA kernels (XNOR, baseline) and bf16")

@@ -442,3 +442,23 @@ def test_gpu_info_keeps_the_driver_when_the_clock_is_not_reported(monkeypatch) -
     info = bench._gpu_info()
     assert info["driver"] == "580.65.06" and info["max_sm_clock_mhz"] is None
     assert "popcount_peak_ops" not in info
+
+
+def test_bench_xnor_threads_are_restored_afterwards(tmp_path) -> None:
+    """--threads is for the benchmark's run: lesson 02 calls bench.xnor(["--threads", "1", ...])
+    and every later torch op of the notebook ran on one thread (set_num_threads was never undone)."""
+    import json
+
+    from analysis import bench
+
+    before = torch.get_num_threads()
+    asked = 1 if before != 1 else 2
+    path = tmp_path / "xnor.json"
+    try:
+        bench.xnor(["--device", "cpu", "--sizes", "64", "--batch", "8", "--width", "64",
+                    "--repeat", "3", "--threads", str(asked), "--json", str(path)])
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert after == before
+    assert json.loads(path.read_text())["machine"]["threads"] == asked  # measured with --threads
