@@ -416,3 +416,19 @@ def test_exponential_start_with_an_underflowing_or_overflowing_loss_is_a_value_e
     r = M.gradient_descent(X_KNOWN, Y_KNOWN, loss="exponential", steps=10, w0=[50.0, 0.0])
     Z = Y_KNOWN[:, None] * X_KNOWN
     assert r.beta == pytest.approx(np.mean(np.exp(-Z @ [50.0, 0.0])) * np.max(np.sum(Z**2, 1)))
+
+
+@pytest.mark.parametrize("law", ["1/log t", "1/t"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_fit_rate_refuses_non_finite_values(law, bad):
+    """A NaN among the fitted values gave slope = intercept = NaN with r2 = 1.0 ("1/log t"),
+    or was dropped without a word ("1/t", like the values ≤ 0 it leaves out)."""
+    t = M.log_grid(10**4)[1:]
+    values = 0.1 + 2.0 / np.log(t)
+    values[5] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        M.fit_rate(t, values, law)
+    values[5] = 0.1 + 2.0 / np.log(t[5])
+    assert math.isfinite(M.fit_rate(t, values, law).slope)
+    values[0] = bad  # t = 2, outside the last two decades: not fitted, so no error
+    assert t[0] < t[-1] / 100 and math.isfinite(M.fit_rate(t, values, law, decades=2).slope)

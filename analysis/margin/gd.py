@@ -382,6 +382,10 @@ def fit_rate(t, values, law: str = "1/log t", decades: float | None = 4.0) -> Ra
     keep = t > 1
     if decades is not None:
         keep &= t >= t.max() / 10.0 ** decades
+    if not np.all(np.isfinite(values[keep])):  # polyfit gave slope NaN, and r2 read 1.0
+        bad = t[keep & ~np.isfinite(values)]
+        raise ValueError(f"values has NaN or infinite entries in the fitted range (at t = "
+                         f"{bad[:3].tolist()}); fit a run that did not diverge, or a range without them")
     if law == "1/log t":
         x, v = 1.0 / np.log(t[keep]), values[keep]
     else:
