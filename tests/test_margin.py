@@ -432,3 +432,22 @@ def test_fit_rate_refuses_non_finite_values(law, bad):
     assert math.isfinite(M.fit_rate(t, values, law).slope)
     values[0] = bad  # t = 2, outside the last two decades: not fitted, so no error
     assert t[0] < t[-1] / 100 and math.isfinite(M.fit_rate(t, values, law, decades=2).slope)
+
+
+def test_an_svm_or_data_of_another_shape_is_a_value_error():
+    """A given svm of another dimension failed with numpy's broadcast error only after all the
+    steps had run; one with fewer classes was an IndexError; evaluate on data of another d a
+    matmul gufunc error."""
+    other = M.hard_margin_svm(np.c_[X_KNOWN, X_KNOWN[:, :1]], Y_KNOWN)  # d = 3
+    with pytest.raises(ValueError, match=r"svm is not the SVM of these data.*\(3,\).*d=2"):
+        M.gradient_descent(X_KNOWN, Y_KNOWN, steps=10, svm=other)
+    r = M.gradient_descent(X_KNOWN, Y_KNOWN, steps=10, svm=M.hard_margin_svm(X_KNOWN, Y_KNOWN))
+    with pytest.raises(ValueError, match="d=3 features"):
+        M.evaluate(r, np.c_[X_KNOWN, X_KNOWN[:, :1]], Y_KNOWN)
+    assert M.evaluate(r, X_KNOWN, Y_KNOWN)["error"].shape == r.t.shape
+    X, y = three_clusters()
+    two = M.multiclass_svm(X[y < 2], y[y < 2])
+    with pytest.raises(ValueError, match=r"multi-class SVM of these data.*3 classes"):
+        M.gradient_descent_multiclass(X, y, steps=10, svm=two)
+    with pytest.raises(ValueError, match=r"multi-class SVM of these data"):
+        M.gradient_descent_multiclass(X, y, steps=10, svm=M.hard_margin_svm(X_KNOWN, Y_KNOWN))

@@ -214,6 +214,9 @@ def gradient_descent(X, y, loss: str = "logistic", steps: int = 100_000, lr: flo
     Z, yy = _binary_data(X, y)
     n, d = Z.shape
     svm = hard_margin_svm(X, yy) if svm is None else svm
+    if np.shape(svm.w) != (d,):
+        raise ValueError(f"svm is not the SVM of these data: its ŵ has shape {np.shape(svm.w)}, the "
+                         f"data have d={d} features; pass hard_margin_svm(X, y) or svm=None")
     if optimizer == "sgd" and not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be in 1..n={n}, got {batch_size}")
     if optimizer == "momentum" and not 0 <= momentum < 1:
@@ -325,6 +328,9 @@ def evaluate(record: GDRecord, X, y) -> dict[str, np.ndarray]:
     after zero training error the test loss can grow (‖w‖ ~ log t scales up the loss of the
     few misclassified points) while the test error keeps falling (the direction improves)."""
     Z, _ = _binary_data(X, y)
+    if record.w.shape[1:] != (Z.shape[1],):
+        raise ValueError(f"X has d={Z.shape[1]} features but the record's w(t) has shape "
+                         f"{record.w.shape[1:]}: evaluate a binary run on data of its dimension")
     M = record.w @ Z.T
     return {"t": record.t, "loss": _loss(M, record.loss_name), "error": np.mean(M <= 0, axis=1)}
 
@@ -433,6 +439,10 @@ def gradient_descent_multiclass(X, y, steps: int = 10_000, lr: float | None = No
     y = multiclass_labels(y)
     svm = multiclass_svm(X, y) if svm is None else svm
     n, d = X.shape
+    if np.ndim(svm.w) != 2 or svm.w.shape[1] != d or svm.w.shape[0] <= y.max():
+        raise ValueError(f"svm is not the multi-class SVM of these data: its Ŵ has shape "
+                         f"{np.shape(svm.w)}, the data have {y.max() + 1} classes and d={d} features; "
+                         "pass multiclass_svm(X, y) or svm=None")
     K = svm.w.shape[0]
     beta = float(np.linalg.norm(X, 2)) ** 2 / (2.0 * n)
     lr = 1.0 / beta if lr is None else lr
