@@ -462,3 +462,22 @@ def test_bench_xnor_threads_are_restored_afterwards(tmp_path) -> None:
         torch.set_num_threads(before)
     assert after == before
     assert json.loads(path.read_text())["machine"]["threads"] == asked  # measured with --threads
+
+
+@pytest.mark.parametrize("norm", ["BatchNorm1d", "GhostBatchNorm1d", "L1BatchNorm1d"])
+def test_fold_bn_sign_needs_running_statistics(norm: str) -> None:
+    """A batch-norm built with track_running_stats=False normalizes by each batch's statistics,
+    even in eval mode: it has no fixed threshold. The fold failed with the batch-norm's own
+    'more than 1 value per channel when training' / 'ghost_size 4 must divide the batch size 1'."""
+    from analysis import layers, models
+
+    make = {"BatchNorm1d": torch.nn.BatchNorm1d, "L1BatchNorm1d": layers.L1BatchNorm1d,
+            "GhostBatchNorm1d": lambda n, **o: layers.GhostBatchNorm1d(n, ghost_size=4, **o)}[norm]
+    bn = make(8, track_running_stats=False).eval()
+    for k in (10, None):
+        with pytest.raises(ValueError, match="running statistics.*track_running_stats=True"):
+            xnor.fold_bn_sign(bn, k)
+    model = models.build("bnn-mlp", in_shape=(6,), width=8, depth=1)
+    model[2] = make(8, track_running_stats=False)
+    with pytest.raises(ValueError, match="running statistics"):
+        xnor.export_packed(model.eval())

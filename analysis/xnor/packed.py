@@ -72,6 +72,12 @@ def fold_bn_sign(bn: nn.Module, k: int | None) -> tuple[Tensor, Tensor]:
     it is sign(β) for every y a layer produces, but a batch-norm that computes
     (y − μ)/σ·γ + β (GhostBatchNorm1d, say) gives NaN = ∞·0 at the ends y = ±3.4e38 when σ < 1.
     """
+    if hasattr(bn, "running_mean") and bn.running_mean is None:
+        raise ValueError(
+            f"fold_bn_sign needs a batch-norm with running statistics, got {bn}: without them "
+            "(track_running_stats=False) it normalizes every batch by that batch's own mean and "
+            "variance, even in eval mode, so sign(BN(y)) has no fixed threshold; build it with "
+            "track_running_stats=True (the default) and train it")
     n = bn.num_features
     device = bn.running_mean.device if getattr(bn, "running_mean", None) is not None else "cpu"
     if k is None:
