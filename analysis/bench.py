@@ -8,7 +8,6 @@ an absolute time is not. `--json PATH` writes the figures for the record.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from analysis.checks import count_arg, json_path_arg
+from analysis.partial import write_json_atomic
 
 __all__ = ["median_time", "machine_info", "write_json", "train"]
 
@@ -44,7 +44,7 @@ def machine_info() -> dict:
 
 def write_json(path: str | Path | None, results: dict) -> None:
     if path:
-        Path(path).write_text(json.dumps({"machine": machine_info(), **results}, indent=1))
+        write_json_atomic(Path(path), {"machine": machine_info(), **results}, indent=1)
         print(f"wrote {path}")
 
 

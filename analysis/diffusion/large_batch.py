@@ -20,7 +20,7 @@ import torch
 from analysis.checks import count_arg, out_folder_arg
 from analysis.diffusion.fits import compare_fits
 from analysis.diffusion.record import WeightDiffusion
-from analysis.partial import interrupted, load_partial, write_json_atomic
+from analysis.partial import interrupted, load_partial, write_json_atomic, write_text_atomic
 
 __all__ = [
     "LargeBatchConfig",
@@ -271,7 +271,7 @@ def _write_table_and_figures(results: dict, out: Path) -> None:
     """table.md, distance.png and errors.png of the experiment's results in the folder `out`."""
     table = markdown_table(results["rows"])
     share = gap_recovered(results["rows"])
-    (out / "table.md").write_text(table + f"\n\nshare of the large-batch gap recovered: {share:.2f}\n")
+    write_text_atomic(out / "table.md", table + f"\n\nshare of the large-batch gap recovered: {share:.2f}\n")
     print("\n" + table + f"\n\nshare of the large-batch gap recovered by the fixes: {share:.2f}")
 
     import matplotlib.pyplot as plt

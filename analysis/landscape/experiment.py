@@ -31,7 +31,7 @@ from analysis.landscape.net import (
     training_error,
 )
 from analysis.landscape.train import train_many
-from analysis.partial import interrupted, load_partial, write_json_atomic
+from analysis.partial import interrupted, load_partial, write_json_atomic, write_text_atomic
 
 __all__ = [
     "interpolate_1d",
@@ -179,11 +179,13 @@ def markdown_table(rows: list[dict], columns: tuple[str, ...] = TABLE_COLUMNS) -
 
 def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...] = TABLE_COLUMNS) -> None:
     import csv
+    import io
 
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, text.getvalue())
 
 
 def example_slices(n: int, d0: int, widths: tuple[int, int], seed: int = 0,
@@ -286,7 +288,7 @@ def experiment_cli(argv: list[str]) -> int:
         write_json_atomic(out / "minima.json", {"settings": settings, "rows": rows})
         _write_csv(out / "minima.csv", rows)
         table = markdown_table(rows)
-        (out / "minima.md").write_text(table + "\n")
+        write_text_atomic(out / "minima.md", table + "\n")
         print("\n" + table + f"\n\n{seconds:.0f} s")
 
         import matplotlib.pyplot as plt
