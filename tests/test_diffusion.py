@@ -534,3 +534,20 @@ def test_random_walk_sizes_must_be_counts(steps, walkers, name):
     """steps=2.5 or walkers=2.5 were TypeErrors from inside numpy; steps=True walked one step."""
     with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
         D.random_walk(steps, walkers=walkers)
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+def test_distance_vs_updates_fits_a_run_with_a_zero_distance():
+    """Only the log law is drawn, but the figure fitted all three: c·t^p needs d > 0, so a run
+    whose weights had not moved at a record (d = 0, e.g. a warm-up from lr 0) got no fit line."""
+    from analysis.plots.diffusion import distance_vs_updates
+
+    steps = list(range(1, 21))
+    distance = [0.0] + [0.1 + math.log(t) for t in steps[1:]]
+    fig = distance_vs_updates({"records": {"run": {"steps": steps, "distance": distance}}})
+    a, b, r2 = D.fit_log(steps, distance)
+    fit_line = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("fit to run")]
+    assert len(fit_line) == 1 and f"{a:.2f} + {b:.2f}·log t (R² {r2:.3f})" in fit_line[0].get_label()
+    np.testing.assert_allclose(fit_line[0].get_ydata(), a + b * np.log(steps))
+    plt.close(fig)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.diffusion import compare_fits, predict
+from analysis.diffusion import compare_fits, fit_log, predict
 from analysis.plots import PALETTE, new_figure
 
 __all__ = ["distance_vs_updates", "error_per_config", "fit_comparison", "random_walks", "layer_distances"]
@@ -40,14 +40,14 @@ def distance_vs_updates(results: dict, names: Sequence[str] | None = None, fit_o
     fit_of = fit_of or max(names, key=lambda n: records[n]["steps"][-1])
     r = records[fit_of]
     try:
-        fits = compare_fits(r["steps"], r["distance"])
+        fit = fit_log(r["steps"], r["distance"])
     except ValueError:  # a diverged run (NaN distances) or under 3 points: drawn, not fitted
-        fits = None
-    if fits:
+        fit = None
+    if fit:
+        a, b, r2 = fit
         t = np.asarray(r["steps"], dtype=float)
-        ax.plot(t, predict("log", fits["log"], t), "k--", lw=1,
-                label=f"fit to {fit_of}: {fits['log']['a']:.2f} + {fits['log']['b']:.2f}·log t "
-                      f"(R² {fits['log']['r2']:.3f})")
+        ax.plot(t, predict("log", {"a": a, "b": b}, t), "k--", lw=1,
+                label=f"fit to {fit_of}: {a:.2f} + {b:.2f}·log t (R² {r2:.3f})")
     ax.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖", title="weight diffusion (measured)")
     ax.legend(fontsize=7)
     return fig
