@@ -551,3 +551,16 @@ def test_distance_vs_updates_fits_a_run_with_a_zero_distance():
     assert len(fit_line) == 1 and f"{a:.2f} + {b:.2f}·log t (R² {r2:.3f})" in fit_line[0].get_label()
     np.testing.assert_allclose(fit_line[0].get_ydata(), a + b * np.log(steps))
     plt.close(fig)
+
+
+def test_layer_distances_of_a_record_without_layers_is_a_value_error():
+    """A record kept without layers (layers=False, or the shipped compact grid) drew an empty
+    figure and a 'No artists with labels' warning; now a ValueError that says why."""
+    from analysis.plots.diffusion import layer_distances
+    from analysis.widgets.diffusion import load_grid
+
+    before = plt.get_fignums()
+    for record in (load_grid()["records"]["B50-nolr"], {"steps": [], "distance": [], "layers": {"0": []}}):
+        with pytest.raises(ValueError, match="no per-layer distances"):
+            layer_distances(record)
+    assert plt.get_fignums() == before

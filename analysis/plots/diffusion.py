@@ -97,6 +97,9 @@ def random_walks(walks: dict[str, tuple[Sequence[float], Sequence[float]]]) -> F
 
 def layer_distances(record: dict, top: int = 8) -> Figure:
     """Per-layer ‖w_t − w_0‖ of one record (the `top` layers that move most)."""
+    if not record.get("layers") or not all(record["layers"].values()):
+        raise ValueError("the record has no per-layer distances (recorded with "
+                         "WeightDiffusion(layers=False), or compacted like the shipped grid)")
     fig, ax = new_figure(width=5.2, height=3.4)
     layers = sorted(record["layers"].items(), key=lambda kv: -kv[1][-1])[:top]
     colors = [c for c in COLORS if c != PALETTE["paper"]]  # grey is the paper's
