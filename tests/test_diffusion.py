@@ -564,3 +564,13 @@ def test_layer_distances_of_a_record_without_layers_is_a_value_error():
         with pytest.raises(ValueError, match="no per-layer distances"):
             layer_distances(record)
     assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize("per_decade", [float("nan"), "24", 0, -2])
+def test_bad_per_decade_is_refused_when_the_callback_is_made(per_decade):
+    """WeightDiffusion checked per_decade <= 0 only: NaN passed and training stopped at its first
+    update with 'cannot convert float NaN to integer', "24" with a TypeError from a comparison."""
+    with pytest.raises(ValueError, match="per_decade must be positive"):
+        D.WeightDiffusion(per_decade=per_decade)
+    with pytest.raises(ValueError, match="per_decade must be positive"):
+        D.record_points(100, per_decade=per_decade)

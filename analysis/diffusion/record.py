@@ -65,9 +65,7 @@ def record_points(total: int, every: int | str = "auto", per_decade: int = 24) -
     of 10 (every update while the spacing is below one, up to t ≈ per_decade/ln 10), so a
     run of 10^6 updates keeps ~130 records.
     """
-    every = _check_every(every)
-    if not per_decade > 0:
-        raise ValueError(f"per_decade must be positive, got {per_decade!r}")
+    every, per_decade = _check_every(every), _check_per_decade(per_decade)
     points, t = [], _next_point(0, every, per_decade)
     while t <= total:
         points.append(t)
@@ -81,6 +79,12 @@ def _check_every(every: int | str) -> int | str:
     if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
         raise ValueError(f"every must be a positive number of updates or 'auto', got {every!r}")
     return every
+
+
+def _check_per_decade(per_decade: float) -> float:
+    if isinstance(per_decade, bool) or not isinstance(per_decade, (int, float)) or not per_decade > 0:
+        raise ValueError(f"per_decade must be positive, got {per_decade!r}")
+    return per_decade
 
 
 def _next_point(t: int, every: int | str, per_decade: int) -> int:
@@ -110,9 +114,7 @@ class WeightDiffusion:
     """
 
     def __init__(self, every: int | str = "auto", layers: bool = True, per_decade: int = 24):
-        self.every = _check_every(every)
-        if per_decade <= 0:
-            raise ValueError(f"per_decade must be positive, got {per_decade}")
+        self.every, per_decade = _check_every(every), _check_per_decade(per_decade)
         self.layers, self.per_decade = layers, per_decade
         self.record = DiffusionRecord()
         self._w0: Tensor | None = None
