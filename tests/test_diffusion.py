@@ -574,3 +574,13 @@ def test_bad_per_decade_is_refused_when_the_callback_is_made(per_decade):
         D.WeightDiffusion(per_decade=per_decade)
     with pytest.raises(ValueError, match="per_decade must be positive"):
         D.record_points(100, per_decade=per_decade)
+
+
+@pytest.mark.parametrize("fit_fn", [D.fit_log, D.fit_power, D.fit_sqrt, D.compare_fits])
+def test_fits_refuse_a_nan_or_single_valued_t(fit_fn):
+    """A NaN t fell out of the t_min..t_max window without a word (4 points given, 3 fitted);
+    a single t value ended in numpy's LinAlgError 'SVD did not converge', with LAPACK noise."""
+    with pytest.raises(ValueError, match="t must be finite"):
+        fit_fn([1, 2, float("nan"), 4, 5], [1.0, 2.0, 3.0, 4.0, 5.0])
+    with pytest.raises(ValueError, match="at least 2 distinct values"):
+        fit_fn([3, 3, 3], [1.0, 2.0, 3.0])

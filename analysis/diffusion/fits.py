@@ -14,12 +14,16 @@ def _as_curve(t, d, t_min: float = 1, t_max: float = math.inf) -> tuple[np.ndarr
     t, d = np.asarray(t, dtype=float), np.asarray(d, dtype=float)
     if t.shape != d.shape or t.ndim != 1:
         raise ValueError(f"t and d must be 1-D and of equal length, got shapes {t.shape} and {d.shape}")
+    if not np.all(np.isfinite(t)):  # a NaN t would silently leave the window below
+        raise ValueError("t must be finite, got NaN or infinity")
     keep = (t >= t_min) & (t <= t_max)
     t, d = t[keep], d[keep]
     if len(t) < 3:
         raise ValueError(f"need at least 3 points with {t_min} <= t <= {t_max} to fit, got {len(t)}")
     if np.any(t <= 0) or not np.all(np.isfinite(d)):
         raise ValueError("t must be positive and d finite")
+    if np.all(t == t[0]):
+        raise ValueError(f"t must take at least 2 distinct values to fit a law of t, got only t = {t[0]:g}")
     return t, d
 
 
