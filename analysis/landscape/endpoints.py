@@ -217,9 +217,14 @@ def _lanczos_extremes(theta: Tensor, X: Tensor, y: Tensor, d0: int, width: int, 
     P = theta.numel()
     op = LinearOperator((P, P), matvec=hvp, dtype=np.float64)
     v0 = np.ones(P) / math.sqrt(P)
-    lo = eigsh(op, k=1, which="SA", tol=tol, v0=v0, return_eigenvectors=False)[0]
     hi = eigsh(op, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0]
-    return float(lo), float(hi)
+    # λ_min as λ_max − (the largest eigenvalue of λ_max·I − ∇²L, which is PSD): ARPACK's test
+    # is relative to the Ritz value, and λ_min ≈ 0 (flat directions, e.g. w_j → c·w_j,
+    # z_j → z_j/c at a critical point) never met it with which="SA" (ArpackNoConvergence)
+    shifted = LinearOperator((P, P), matvec=lambda v: hi * np.asarray(v).reshape(-1) - hvp(v),
+                             dtype=np.float64)
+    gap = eigsh(shifted, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0]
+    return float(hi - gap), float(hi)
 
 
 def hessian_extremes(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str = "leaky_relu",
