@@ -673,3 +673,19 @@ def test_lanczos_converges_where_lambda_min_is_near_zero(point):
     assert (lo.abs() < 1e-2).all()
     torch.testing.assert_close(hi_l, hi, atol=1e-7, rtol=1e-6)
     assert ((lo_l - lo).abs() <= 1e-7 * hi).all()
+
+
+def test_summary_median_loss_is_the_median_of_an_even_number_of_runs():
+    """torch.median gave the lower of the two middle losses (the sweep runs 100 runs a width);
+    the median of an even count is their mean, and inf when one of them is inf."""
+    import dataclasses
+    import statistics
+
+    X, y = small_data()
+    e = L.train_many(X, y, 2, 4, max_steps=50, classify_endpoints=False)
+    assert len(set(e.loss.tolist())) == 4
+    assert e.summary()["median_loss"] == pytest.approx(statistics.median(e.loss.tolist()), rel=1e-15)
+    losses = torch.tensor([1.0, 3.0, math.inf, math.inf], dtype=D)
+    assert dataclasses.replace(e, loss=losses).summary()["median_loss"] == math.inf
+    losses = torch.tensor([1.0, 3.0, 2.0, math.inf], dtype=D)
+    assert dataclasses.replace(e, loss=losses).summary()["median_loss"] == 2.5

@@ -103,8 +103,18 @@ class Endpoints:
                 "P/N": self.params / N, "runs": self.runs,
                 **{f"frac_{k}": v for k, v in self.fractions().items()},
                 "frac_nonzero_error": float((err > 0).mean()),
-                "mean_error": float(err.mean()), "median_loss": float(self.loss.median()),
+                "mean_error": float(err.mean()), "median_loss": _median(self.loss),
                 "mean_steps": float(self.steps.double().mean())}
+
+
+def _median(x: Tensor) -> float:
+    """The median of x (R,): the mean of the two middle values when R is even (torch.median
+    gives the lower one), inf if one of them is; NaN if any value is NaN (a diverged run)."""
+    v = x.double().flatten().sort().values
+    if v.isnan().any():
+        return math.nan
+    a, b = float(v[(len(v) - 1) // 2]), float(v[len(v) // 2])
+    return a if a == b else (a + b) / 2
 
 
 def kink_margin(W: Tensor, X: Tensor) -> Tensor:
