@@ -175,7 +175,10 @@ class WeightDiffusion:
     @torch.no_grad()
     def distances(self) -> tuple[float, list[float]]:
         """(‖w − w_0‖, [‖w_l − w_0,l‖ per layer]) for the current weights."""
-        diffs = torch._foreach_sub([p.detach() for p in self._params], self._w0_views)
+        # half-precision weights: subtract and take norms in float32, not in 8 or 11 mantissa bits
+        up = [torch.promote_types(p.dtype, torch.float32) for p in self._params]
+        diffs = torch._foreach_sub([p.detach().to(u) for p, u in zip(self._params, up)],
+                                   [w.to(u) for w, u in zip(self._w0_views, up)])
         sq = torch.stack(torch._foreach_norm(diffs)).double().square().cpu()  # beside _layer_index
         per_layer = torch.zeros(len(self._layer_names), dtype=torch.float64).index_add_(
             0, self._layer_index, sq)
