@@ -607,3 +607,16 @@ def test_callback_distance_of_a_half_precision_model(dtype):
         exact = math.sqrt(sum(float((p.detach().double() - sub[n].double()).pow(2).sum())
                               for n, p in model.named_parameters() if n in sub))
         assert d == pytest.approx(exact, rel=1e-5)
+
+
+def test_distance_vs_updates_names_an_unknown_run():
+    """A name or fit_of that is not a run of the results was a bare KeyError (after a figure was
+    opened); now a ValueError that lists the runs."""
+    from analysis.plots.diffusion import distance_vs_updates
+
+    results = {"records": {"small": {"steps": [1, 2, 3, 4], "distance": [0.1, 0.5, 0.7, 0.8]}}}
+    before = plt.get_fignums()
+    for kwargs in ({"names": ["large"]}, {"fit_of": "large"}):
+        with pytest.raises(ValueError, match="no record named 'large'; records: small"):
+            distance_vs_updates(results, **kwargs)
+    assert plt.get_fignums() == before

@@ -28,6 +28,9 @@ def distance_vs_updates(results: dict, names: Sequence[str] | None = None, fit_o
     """
     records = results["records"]
     names = list(names or records)
+    unknown = [n for n in [*names, *([fit_of] if fit_of else [])] if n not in records]
+    if unknown:
+        raise ValueError(f"no record named {unknown[0]!r}; records: {', '.join(records)}")
     if ax is None:
         fig, ax = new_figure(width=5.2, height=3.6)
     else:
