@@ -689,3 +689,29 @@ def test_summary_median_loss_is_the_median_of_an_even_number_of_runs():
     assert dataclasses.replace(e, loss=losses).summary()["median_loss"] == math.inf
     losses = torch.tensor([1.0, 3.0, 2.0, math.inf], dtype=D)
     assert dataclasses.replace(e, loss=losses).summary()["median_loss"] == 2.5
+
+
+def test_endpoint_functions_check_shapes():
+    """A single net's W (d1, d0), a W of another d0, a z of another run count, a mask of run
+    indices or of another length failed deep in torch (einsum, matmul, unpacking), or, for
+    classify, dropped the runs past the shortest input in silence; now ValueErrors."""
+    X, y, W, z = random_point()
+    for f in (L.hessians, L.hessian_reference, L.hessian_extremes):
+        for bad in ((W[0], z[0]), (W[:, :, :2], z), (W, z[:1])):
+            with pytest.raises(ValueError, match=r"W must have shape \(R, d1, d0\)"):
+                f(*bad, X, y)
+    for f in (L.kink_margin, L.pattern_rank):
+        for bad in (W[0], W[:, :, :2]):
+            with pytest.raises(ValueError, match=r"W must have shape \(R, d1, d0\)"):
+                f(bad, X)
+        assert f(W.float(), X).shape == (W.shape[0],)  # float32 weights are converted
+    for only in (torch.tensor([0, 1]), torch.tensor([1]), torch.ones(3, dtype=torch.bool)):
+        with pytest.raises(ValueError, match="only must be a bool mask of shape"):
+            L.hessian_extremes(W, z, X, y, only=only)
+    lo, hi = L.hessian_extremes(W, z, X, y, only=[False, True])
+    assert lo.isnan().tolist() == [True, False]
+    one, two = torch.ones(1, dtype=D), torch.ones(2, dtype=D)
+    with pytest.raises(ValueError, match=r"must all have shape \(R,\)"):
+        L.classify(0.5 * two, one, one, one, one, one)
+    with pytest.raises(ValueError, match=r"must all have shape \(R,\)"):
+        L.needs_curvature(0.5 * two, one, one, one)

@@ -21,6 +21,7 @@ from torch import Tensor
 from analysis.landscape.net import (
     DTYPE,
     _check_data,
+    _check_params,
     _loss_terms,
     _sigma,
     _sigma_backward,
@@ -117,9 +118,19 @@ def _median(x: Tensor) -> float:
     return a if a == b else (a + b) / 2
 
 
+def _check_weights(W: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
+    """W (R, d1, d0) and X (N, d0) as float64, or a ValueError naming the shapes."""
+    W, X = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(X, dtype=DTYPE)
+    if X.ndim != 2 or W.ndim != 3 or W.shape[2] != X.shape[1]:
+        raise ValueError(f"W must have shape (R, d1, d0) and X (N, d0) with the same d0, got "
+                         f"{tuple(W.shape)} and {tuple(X.shape)}; for one net use W[None]")
+    return W, X
+
+
 def kink_margin(W: Tensor, X: Tensor) -> Tensor:
     """min_{n,j} |w_j·x_n| / (‖w_j‖‖x_n‖) per run (R,): 0 when some sample sits on a kink.
     Units with w_j = 0 count as at a kink."""
+    W, X = _check_weights(W, X)
     U = torch.einsum("rjd,nd->rnj", W, X).abs()
     scale = W.norm(dim=2).unsqueeze(1) * X.norm(dim=1).view(1, -1, 1)
     rel = torch.where(scale > 0, U / scale.clamp_min(1e-300), torch.zeros_like(U))
@@ -129,6 +140,7 @@ def kink_margin(W: Tensor, X: Tensor) -> Tensor:
 def pattern_rank(W: Tensor, X: Tensor, slope: float = 0.1) -> Tensor:
     """rank of G_r = [a_nj x_n]_(n, (j, d)) (N × d1·d0) per run: rank N makes every DLM of
     that region global for the quadratic loss (Soudry & Hoffer)."""
+    W, X = _check_weights(W, X)
     U = torch.einsum("rjd,nd->rnj", W, X)
     a = _sigma_backward(torch.ones_like(U), U, slope)
     G = (a.unsqueeze(-1) * X.view(1, X.shape[0], 1, -1)).flatten(2)
@@ -161,6 +173,7 @@ def hessians(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str = "leak
     One batched product for all R runs; tests check it against `hessian_reference` (torch.func)
     and finite differences."""
     X, y = _check_data(X, y)
+    W, z = _check_params(W, z, X.shape[1])
     s = _slope(activation, slope)
     R, d1, d0 = W.shape
     U = torch.matmul(W, X.T)  # (R, d1, N)
@@ -189,6 +202,7 @@ def hessian_reference(W: Tensor, z: Tensor, X: Tensor, y: Tensor,
     reverse) gives the same numbers but, on first use, loads torch's forward-mode
     decompositions, which warn that `torch.jit.script` is deprecated."""
     X, y = _check_data(X, y)
+    W, z = _check_params(W, z, X.shape[1])
     s = _slope(activation, slope)
     d0, width = W.shape[2], W.shape[1]
 
@@ -245,8 +259,12 @@ def hessian_extremes(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str
     the runs to compute, NaN for the others (default: all runs) and for diverged runs
     (non-finite weights or Hessian)."""
     X, y = _check_data(X, y)
+    W, z = _check_params(W, z, X.shape[1])
     R, P = W.shape[0], W.shape[1] * (W.shape[2] + 1)
-    only = torch.ones(R, dtype=torch.bool) if only is None else only
+    only = torch.ones(R, dtype=torch.bool) if only is None else torch.as_tensor(only)
+    if only.dtype != torch.bool or only.shape != (R,):  # run indices would pass as a mask
+        raise ValueError(f"only must be a bool mask of shape ({R},) (one per run), got "
+                         f"{only.dtype} of shape {tuple(only.shape)}")
     lam_min = torch.full((R,), math.nan, dtype=DTYPE)
     lam_max = lam_min.clone()
     if not only.any():
@@ -278,12 +296,21 @@ def hessian_extremes(W: Tensor, z: Tensor, X: Tensor, y: Tensor, activation: str
     return lam_min, lam_max
 
 
+def _check_lengths(**values: Tensor) -> None:
+    """One value per run in each: zip would drop the runs past the shortest in silence."""
+    shapes = {name: tuple(torch.as_tensor(v).shape) for name, v in values.items()}
+    if len(set(shapes.values())) > 1 or any(len(s) != 1 for s in shapes.values()):
+        raise ValueError("the measured quantities must all have shape (R,), got "
+                         + ", ".join(f"{name} {s}" for name, s in shapes.items()))
+
+
 def needs_curvature(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, *,
                     grad_tol: float = 1e-6, loss_floor: float = 1e-10,
                     kink_tol: float = 1e-6) -> Tensor:
     """The runs (R,) bool whose class depends on λ_min, λ_max: critical points
     (‖∇L‖ ≤ grad_tol) that are not global (nonzero training error, loss above loss_floor)
     and not at a kink (margin ≥ kink_tol). `classify` reads λ of these runs only."""
+    _check_lengths(error=error, loss=loss, grad_norm=grad_norm, kink=kink)
     decided = (error == 0) | (loss <= loss_floor) | (kink < kink_tol)
     return ~decided & (grad_norm <= grad_tol)
 
@@ -303,6 +330,8 @@ def classify(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, lam_m
     the edge of a region, the gradient jumps there), else not converged.
     λ_min, λ_max are read only for the runs of `needs_curvature` (elsewhere they may be NaN).
     """
+    _check_lengths(error=error, loss=loss, grad_norm=grad_norm, kink=kink, lam_min=lam_min,
+                   lam_max=lam_max)
     labels = []
     for e, L, g, k, lo, hi in zip(error.tolist(), loss.tolist(), grad_norm.tolist(),
                                   kink.tolist(), lam_min.tolist(), lam_max.tolist()):
