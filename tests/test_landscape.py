@@ -715,3 +715,24 @@ def test_endpoint_functions_check_shapes():
         L.classify(0.5 * two, one, one, one, one, one)
     with pytest.raises(ValueError, match=r"must all have shape \(R,\)"):
         L.needs_curvature(0.5 * two, one, one, one)
+
+
+def test_slices_check_their_points():
+    """A W of another d0, nets of different widths, or a batch's W where one net's belongs
+    failed in torch (matmul, broadcast errors); an infinite span, NaN alphas or NaN weights
+    gave NaN losses in silence."""
+    X, y, W, z = random_point()
+    bad_points = ((W[0, :, :2], z[0]), (W, z), (W[0], z[0, :2]), (W[0] * math.nan, z[0]))
+    for bad in bad_points:
+        with pytest.raises(ValueError, match="start must be one net's W|start holds NaN"):
+            L.interpolate_1d(X, y, bad, (W[1], z[1]))
+        with pytest.raises(ValueError, match=r"\(W, z\) must be one net's W|\(W, z\) holds NaN"):
+            L.slice_2d(X, y, *bad, points=3)
+    with pytest.raises(ValueError, match="same width"):
+        L.interpolate_1d(X, y, (W[0], z[0]), (W[1, :2], z[1, :2]))
+    for alphas in ([0.0, math.nan], [[0.0, 1.0]]):
+        with pytest.raises(ValueError, match="alphas must be a 1-D sequence of finite numbers"):
+            L.interpolate_1d(X, y, (W[0], z[0]), (W[1], z[1]), alphas=alphas)
+    with pytest.raises(ValueError, match="span must be > 0 and finite"):
+        L.slice_2d(X, y, W[0], z[0], span=math.inf, points=3)
+    assert L.slice_2d(X, y, W[0], z[0], span=1e3, points=3)["loss"].isfinite().all()

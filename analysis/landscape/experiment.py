@@ -62,6 +62,18 @@ def _losses_at(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float, loss: s
     return torch.cat(Ls), torch.cat(errs)
 
 
+def _check_point(W: Tensor, z: Tensor, d0: int, name: str) -> tuple[Tensor, Tensor]:
+    """One net's W (d1, d0), z (d1,) as float64, finite, or a ValueError naming the shapes."""
+    W, z = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(z, dtype=DTYPE)
+    if W.ndim != 2 or W.shape[1] != d0 or z.shape != W.shape[:1]:
+        raise ValueError(f"{name} must be one net's W (d1, d0) with d0 = {d0} (the columns of X) "
+                         f"and z (d1,), got {tuple(W.shape)} and {tuple(z.shape)}; for run r of "
+                         "a batch pass W[r], z[r]")
+    if not (W.isfinite().all() and z.isfinite().all()):
+        raise ValueError(f"{name} holds NaN or infinite weights")
+    return W, z
+
+
 def interpolate_1d(X: Tensor, y: Tensor, start: tuple[Tensor, Tensor], end: tuple[Tensor, Tensor],
                    alphas: Tensor | None = None, activation: str = "leaky_relu",
                    slope: float = 0.1, loss: str = "quadratic") -> dict[str, Tensor]:
@@ -71,7 +83,14 @@ def interpolate_1d(X: Tensor, y: Tensor, start: tuple[Tensor, Tensor], end: tupl
     s = _slope(activation, slope)
     a = torch.linspace(-0.25, 1.25, 121, dtype=DTYPE) if alphas is None else \
         torch.as_tensor(alphas, dtype=DTYPE)
-    (W0, z0), (W1, z1) = ((torch.as_tensor(t, dtype=DTYPE) for t in p) for p in (start, end))
+    if a.ndim != 1 or not a.isfinite().all():
+        raise ValueError(f"alphas must be a 1-D sequence of finite numbers, got shape "
+                         f"{tuple(a.shape)}" + ("" if a.isfinite().all() else " with NaN or inf"))
+    W0, z0 = _check_point(*start, X.shape[1], "start")
+    W1, z1 = _check_point(*end, X.shape[1], "end")
+    if W0.shape != W1.shape:
+        raise ValueError(f"start and end must be nets of the same width, got W {tuple(W0.shape)} "
+                         f"and {tuple(W1.shape)}")
     W = (1 - a).view(-1, 1, 1) * W0 + a.view(-1, 1, 1) * W1
     z = (1 - a).view(-1, 1) * z0 + a.view(-1, 1) * z1
     L, err = _losses_at(W, z, X, y, s, loss)
@@ -98,10 +117,10 @@ def slice_2d(X: Tensor, y: Tensor, W: Tensor, z: Tensor, span: float = 1.0, poin
     Returns alpha (points,), beta (points,), loss and error grids (points, points) [β, α]."""
     X, y = _check_data(X, y)
     check_count("points", points)
-    if not span > 0:
-        raise ValueError(f"span must be > 0, got {span!r}")
+    if not 0 < span < math.inf:
+        raise ValueError(f"span must be > 0 and finite, got {span!r}")
     s = _slope(activation, slope)
-    W, z = torch.as_tensor(W, dtype=DTYPE), torch.as_tensor(z, dtype=DTYPE)
+    W, z = _check_point(W, z, X.shape[1], "(W, z)")
     (dW1, dz1), (dW2, dz2) = (filter_normalized_direction(W, z, seed + i) for i in (0, 1))
     a = torch.linspace(-span, span, points, dtype=DTYPE)
     B, A = torch.meshgrid(a, a, indexing="ij")
