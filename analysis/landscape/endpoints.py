@@ -328,7 +328,8 @@ def classify(error: Tensor, loss: Tensor, grad_norm: Tensor, kink: Tensor, lam_m
     sub-optimal differentiable local minimum;
     if ‖∇L‖ > grad_tol: kink if within stall_kink_tol of a kink (gradient descent stalls on
     the edge of a region, the gradient jumps there), else not converged.
-    λ_min, λ_max are read only for the runs of `needs_curvature` (elsewhere they may be NaN).
+    λ_min, λ_max are read only for the runs of `needs_curvature` (elsewhere they may be NaN;
+    a NaN λ_min there, a spectrum not computed, gives not converged).
     """
     _check_lengths(error=error, loss=loss, grad_norm=grad_norm, kink=kink, lam_min=lam_min,
                    lam_max=lam_max)
@@ -360,8 +361,10 @@ def v_shape_example() -> dict[str, Tensor]:
     w_2 = (1, −½), z = (⅙, ⅙) both units are active on every sample, so nearby
     f_n = (z_1 w_1 + z_2 w_2)·x_n is linear in v = z_1 w_1 + z_2 w_2, and v = (⅓, 0) is the
     least-squares fit: every nearby point has a loss ≥ 4/9, f ≡ ⅓ and the middle sample is
-    misclassified. The same net at w = (−½, ±1), z = (0.8/0.255)(1, 1) has zero training
-    error and loss ≈ 0.08. Returns X, y, W_bad, z_bad, W_good, z_good (run axis first)."""
+    misclassified (for every slope ρ: no unit is inactive). The same net at w = (−½, ±1),
+    z = (0.8/0.255)(1, 1) has, with the default ρ = 0.1 it is tuned to, zero training error
+    and loss ≈ 0.08 (with ReLU, ρ = 0, its middle output is 0, an error). Returns X, y,
+    W_bad, z_bad, W_good, z_good (run axis first)."""
     X = torch.tensor([[1.0, -1.0], [1.0, 0.0], [1.0, 1.0]], dtype=DTYPE)
     y = torch.tensor([1.0, -1.0, 1.0], dtype=DTYPE)
     return {"X": X, "y": y,
