@@ -158,6 +158,9 @@ def quantize_uniform(
                          f"axis 0: shape (C, 1, …, 1))")
     if not (torch.isfinite(lo_t).all() and torch.isfinite(hi_t).all()) or (hi_t <= lo_t).any():
         raise ValueError(f"the clipping range needs finite lo < hi, got lo={lo}, hi={hi}")
+    if not torch.isfinite(hi_t - lo_t).all():  # Δ = inf would make every level NaN
+        raise ValueError(f"the clipping range hi − lo overflows {work} (lo={lo}, hi={hi}): "
+                         f"scale x down first")
     return _UniformSTE.apply(x, bits, lo_t, hi_t, stochastic, generator)
 
 

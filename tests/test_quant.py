@@ -93,6 +93,14 @@ def test_infinite_range_is_a_clear_error(lo, hi):
         UniformQuantizer(4, clip=math.inf)
 
 
+def test_range_wider_than_the_dtype_is_a_clear_error():
+    """lo = −3e38, hi = 3e38 are finite float32 numbers but hi − lo is not: every level was NaN."""
+    with pytest.raises(ValueError, match="overflows"):
+        quantize_uniform(torch.zeros(3), 4, -3e38, 3e38)
+    wide = quantize_uniform(torch.tensor([0.0, 1e38, -2e38]), 4, -1e38, 1e38)  # hi − lo still fits
+    assert torch.allclose(wide, torch.tensor([1e38 / 16, 1e38 * 15 / 16, -1e38 * 15 / 16]), rtol=1e-6)
+
+
 def test_quantizer_objects():
     assert isinstance(as_quantizer("sign"), SignQuantizer)
     assert as_quantizer(None) is None
