@@ -3,18 +3,24 @@
 A file is written to `NAME.tmp` beside it and renamed over it (`os.replace`), so a crash leaves
 the old file or the new one, never half of one. A long experiment (`python -m analysis
 experiment large-batch`, `... minima`) writes what it has finished, after each unit, to a
-partial file in its output folder, with the settings that made it; the same command reads it
-back (`load_partial`) and runs only the rest.
+partial file in its output folder, with the settings that made it and a fingerprint of the code
+(`code_version`); the same command reads it back (`load_partial`) and runs only the rest. A
+partial file made with other settings, or by other code (after a `git pull` or an edit), is
+refused: its rows and the new ones would not come from the same experiment.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["write_text_atomic", "write_json_atomic", "load_partial", "interrupted"]
+__all__ = ["write_text_atomic", "write_json_atomic", "code_version", "load_partial", "interrupted"]
+
+PACKAGE = Path(__file__).parent
+PRESENTATION = ("plots", "widgets")  # draw or show results, never compute them
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -33,16 +39,35 @@ def write_json_atomic(path: Path, obj, indent: int | None = None) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent))
 
 
+def code_version(package: Path = PACKAGE) -> str:
+    """A fingerprint of the code that computes results: the SHA-256 (12 hex digits) of every
+    .py file of the package but those under plots/ and widgets/, with their paths."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if rel.parts[0] in PRESENTATION:
+            continue
+        digest.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def load_partial(path: Path, identity: dict, p) -> dict | None:
     """What an interrupted run kept in the partial file `path` ({"identity": settings, ...}),
-    or None if there is none; an argparse error (parser `p`) if other settings made it."""
+    or None if there is none; an argparse error (parser `p`) if other settings, or other code
+    (the key "code": `code_version()`), made it."""
     if not path.exists():
         return None
     try:
         kept = json.loads(path.read_text())
-    except ValueError as e:
+        if not isinstance(kept.get("identity"), dict):
+            raise ValueError("no 'identity' of the run in it")
+    except (ValueError, AttributeError) as e:
         p.error(f"cannot read {path} ({e}); remove it to start again")
     identity = json.loads(json.dumps(identity))  # tuples → lists, as read back from JSON
+    if kept["identity"].get("code") != identity.get("code"):
+        p.error(f"{path} holds an unfinished run made by other code (version "
+                f"{kept['identity'].get('code')}, this is {identity.get('code')}): its results and "
+                f"new ones would not be comparable; remove it to start again, or choose another --out")
     for key in sorted(identity.keys() | kept["identity"].keys()):
         if kept["identity"].get(key) != identity.get(key):
             p.error(f"{path} holds an unfinished run with {key} = {kept['identity'].get(key)!r}, "

@@ -1,10 +1,12 @@
+import argparse
 import errno
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from analysis.partial import write_json_atomic, write_text_atomic
+from analysis.partial import code_version, load_partial, write_json_atomic, write_text_atomic
 
 
 def fill_the_disk(monkeypatch, room: int = 10):
@@ -56,3 +58,44 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monk
         write_json_atomic(path, {"rows": [1, 2, 3, 4]})
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_code_version_follows_the_code_that_computes_results(tmp_path):
+    """An edit to a computing module changes the fingerprint; one to plots/ or widgets/ does not."""
+    pkg = tmp_path / "analysis"
+    for rel in ("quant.py", "landscape/train.py", "plots/landscape.py", "widgets/margin.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(f"# {rel}\n")
+    before = code_version(pkg)
+    assert len(before) == 12 and code_version(pkg) == before
+    (pkg / "plots/landscape.py").write_text("# another colour\n")
+    (pkg / "widgets/margin.py").write_text("# another slider\n")
+    assert code_version(pkg) == before
+    (pkg / "landscape/train.py").write_text("# another step size\n")
+    assert code_version(pkg) != before
+    assert len(code_version()) == 12  # the installed package
+
+
+def test_a_partial_run_of_other_code_is_refused(tmp_path, capsys):
+    """Rows kept by other code (a git pull between Ctrl-C and the resume) would be mixed with new
+    ones in silence: the resume stops and says why; the same code and settings resume."""
+    p = argparse.ArgumentParser(prog="minima")
+    partial = tmp_path / "minima.partial.json"
+    write_json_atomic(partial, {"identity": {"runs": 100, "code": "0123456789ab"}, "rows": [{"d1": 1}]})
+    assert load_partial(partial, {"runs": 100, "code": "0123456789ab"}, p)["rows"] == [{"d1": 1}]
+    with pytest.raises(SystemExit):
+        load_partial(partial, {"runs": 100, "code": "ba9876543210"}, p)
+    err = capsys.readouterr().err
+    assert "made by other code (version 0123456789ab, this is ba9876543210)" in err
+    assert "remove it to start again" in err
+    assert json.loads(partial.read_text())["rows"] == [{"d1": 1}]  # refused, not removed
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"rows": []}', "{half"])
+def test_a_partial_file_without_an_identity_is_a_clear_error(tmp_path, capsys, text):
+    """A file of the name that is not a run's partial file: one argparse error, no traceback."""
+    partial = tmp_path / "results.partial.json"
+    partial.write_text(text)
+    with pytest.raises(SystemExit):
+        load_partial(partial, {"code": code_version()}, argparse.ArgumentParser(prog="large-batch"))
+    assert f"cannot read {partial}" in capsys.readouterr().err

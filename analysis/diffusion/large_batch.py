@@ -20,7 +20,7 @@ import torch
 from analysis.checks import count_arg, out_folder_arg
 from analysis.diffusion.fits import compare_fits
 from analysis.diffusion.record import WeightDiffusion
-from analysis.partial import interrupted, load_partial, write_json_atomic, write_text_atomic
+from analysis.partial import code_version, interrupted, load_partial, write_json_atomic, write_text_atomic
 
 __all__ = [
     "LargeBatchConfig",
@@ -242,7 +242,7 @@ def experiment_cli(argv: list[str]) -> int:
     mode = "grid" if a.grid else "fast" if a.fast else "normal"
     name = "large_batch_grid.json" if a.grid else "results.json"
     partial = out / name.replace(".json", ".partial.json")
-    identity = {"mode": mode, **settings, "seed": a.seed}
+    identity = {"mode": mode, **settings, "seed": a.seed, "code": code_version()}
     done = load_partial(partial, identity, p)
     out.mkdir(parents=True, exist_ok=True)
     print(f"large-batch experiment ({mode}): mlp {settings['depth']}x"

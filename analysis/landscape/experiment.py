@@ -31,7 +31,7 @@ from analysis.landscape.net import (
     training_error,
 )
 from analysis.landscape.train import train_many
-from analysis.partial import interrupted, load_partial, write_json_atomic, write_text_atomic
+from analysis.partial import code_version, interrupted, load_partial, write_json_atomic, write_text_atomic
 
 __all__ = [
     "interpolate_1d",
@@ -285,7 +285,7 @@ def experiment_cli(argv: list[str]) -> int:
     out = Path(a.out)
     partial = out / "minima.partial.json"
     identity = {"mode": "fast" if a.fast else "normal", **cfg, "activation": a.activation,
-                "loss": a.loss, "seed": a.seed}
+                "loss": a.loss, "seed": a.seed, "code": code_version()}
     done = (load_partial(partial, identity, p) or {"rows": []})["rows"]
     out.mkdir(parents=True, exist_ok=True)
     total = len(cfg["data"]) * len(cfg["widths"])
