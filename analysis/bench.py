@@ -64,11 +64,15 @@ def train(argv: list[str]) -> int:
     from analysis.training import squared_hinge_loss, train_step
 
     p = argparse.ArgumentParser(prog="python -m analysis bench train", description=train.__doc__)
-    p.add_argument("--width", type=count_arg(), default=1024)
-    p.add_argument("--depth", type=count_arg(0), default=3)
-    p.add_argument("--batch-size", type=count_arg(2), default=100)
-    p.add_argument("--repeat", type=count_arg(), default=30)
-    p.add_argument("--json", type=json_path_arg, default=None)
+    p.add_argument("--width", type=count_arg(), default=1024,
+                   help="hidden units per layer (default %(default)s)")
+    p.add_argument("--depth", type=count_arg(0), default=3, help="hidden layers (default %(default)s)")
+    p.add_argument("--batch-size", type=count_arg(2), default=100,
+                   help="mnist5k digits per step (default %(default)s)")
+    p.add_argument("--repeat", type=count_arg(), default=30,
+                   help="steps timed per round, the median kept; 4 interleaved rounds (default %(default)s)")
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the results, with the machine, to this JSON file")
     a = p.parse_args(argv)
 
     xb, yb = _mnist5k_batch(p, a.batch_size)
@@ -183,17 +187,20 @@ def xnor(argv: list[str]) -> int:
     "xnor-popc". On the CPU: the numpy reference against float32 torch.matmul.
     """
     p = argparse.ArgumentParser(prog="python -m analysis bench xnor", description=xnor.__doc__)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the GPU where the XNOR kernels can run there, else the CPU")
     p.add_argument("--sizes", type=count_arg(), nargs="+", default=None,
                    help="square sizes M=N=K (default: GPU 1024..8192, CPU 256 512 1024)")
     p.add_argument("--batch", type=count_arg(), default=None,
                    help="batch M of the MNIST MLP's shapes (default GPU 10000, CPU 1000)")
     p.add_argument("--width", type=count_arg(), default=4096, help="MLP width: shapes (B, width, width)")
-    p.add_argument("--repeat", type=count_arg(), default=20)
+    p.add_argument("--repeat", type=count_arg(), default=20,
+                   help="timed runs of each, the median kept; fewer for slow ones (default %(default)s)")
     p.add_argument("--no-baseline", action="store_true", help="skip the unoptimized kernel")
     p.add_argument("--threads", type=count_arg(), default=None,
                    help="torch CPU threads (the numpy reference uses one); default: torch's")
-    p.add_argument("--json", type=json_path_arg, default=None)
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the results, with the machine, to this JSON file")
     a = p.parse_args(argv)
     threads = torch.get_num_threads()
     if a.threads:
@@ -295,14 +302,18 @@ def bnn_inference(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="python -m analysis bench bnn-inference",
                                 description=bnn_inference.__doc__)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--width", type=count_arg(), default=4096)
-    p.add_argument("--depth", type=count_arg(), default=3)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the GPU where the XNOR kernels can run there, else the CPU")
+    p.add_argument("--width", type=count_arg(), default=4096,
+                   help="hidden units per layer (default %(default)s)")
+    p.add_argument("--depth", type=count_arg(), default=3, help="hidden layers (default %(default)s)")
     p.add_argument("--batch", type=count_arg(), default=None, help="default GPU 10000, CPU 1000")
     p.add_argument("--train-epochs", type=count_arg(0), default=1,
                    help="epochs of training on mnist5k before the checks (0: random weights)")
-    p.add_argument("--repeat", type=count_arg(), default=10)
-    p.add_argument("--json", type=json_path_arg, default=None)
+    p.add_argument("--repeat", type=count_arg(), default=10,
+                   help="timed runs of each, the median kept; fewer for slow ones (default %(default)s)")
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the results, with the machine, to this JSON file")
     a = p.parse_args(argv)
 
     device = _xnor_device(a.device, "the packed model on the numpy reference vs the torch model; "
@@ -384,13 +395,16 @@ def margin(argv: list[str]) -> int:
     from analysis import margin as M
 
     p = argparse.ArgumentParser(prog="python -m analysis bench margin", description=margin.__doc__)
-    p.add_argument("--n", type=count_arg(2), default=100)
-    p.add_argument("--d", type=count_arg(), default=50)
+    p.add_argument("--n", type=count_arg(2), default=100,
+                   help="points of the separable data (default %(default)s)")
+    p.add_argument("--d", type=count_arg(), default=50, help="dimensions (default %(default)s)")
     p.add_argument("--steps", type=count_arg(100), default=10**6,
                    help="iterations of the long run (the 1/log t fit needs a decade: >= 100)")
     p.add_argument("--short", type=count_arg(), default=200, help="iterations of the side-by-side run")
-    p.add_argument("--repeat", type=count_arg(), default=3)
-    p.add_argument("--json", type=json_path_arg, default=None)
+    p.add_argument("--repeat", type=count_arg(), default=3,
+                   help="timed short runs of each, the median kept (default %(default)s)")
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the results, with the machine, to this JSON file")
     a = p.parse_args(argv)
 
     X, y = data.load("separable", n=a.n, d=a.d, margin=0.5, seed=0)
@@ -434,12 +448,15 @@ def diffusion(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="python -m analysis bench diffusion", description=diffusion.__doc__)
     p.add_argument("--width", type=count_arg(), default=256, help="MLP width (the large-batch experiment's)")
-    p.add_argument("--depth", type=count_arg(0), default=3)
-    p.add_argument("--batch-size", type=count_arg(2), default=50)
-    p.add_argument("--repeat", type=count_arg(), default=200)
+    p.add_argument("--depth", type=count_arg(0), default=3, help="hidden layers (default %(default)s)")
+    p.add_argument("--batch-size", type=count_arg(2), default=50,
+                   help="mnist5k digits per step (default %(default)s)")
+    p.add_argument("--repeat", type=count_arg(), default=200,
+                   help="steps timed, interleaved, the median kept (default %(default)s)")
     p.add_argument("--updates", type=count_arg(), default=10_000,
                    help="run length for the amortized 'auto' cost")
-    p.add_argument("--json", type=json_path_arg, default=None)
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the results, with the machine, to this JSON file")
     a = p.parse_args(argv)
 
     xb, yb = _mnist5k_batch(p, a.batch_size)
@@ -493,13 +510,16 @@ def minima(argv: list[str]) -> int:
     from analysis import landscape
 
     p = argparse.ArgumentParser(prog="python -m analysis bench minima", description=minima.__doc__)
-    p.add_argument("--runs", type=count_arg(), default=100)
+    p.add_argument("--runs", type=count_arg(), default=100, help="trainings R (default %(default)s)")
     p.add_argument("--n", type=count_arg(), default=64, help="samples N")
     p.add_argument("--d0", type=count_arg(), default=8, help="inputs d0")
     p.add_argument("--width", type=count_arg(), default=16, help="hidden units d1")
-    p.add_argument("--data", default="random", choices=landscape.DATASETS)
-    p.add_argument("--max-steps", type=count_arg(), default=20000)
-    p.add_argument("--json", type=json_path_arg, default=None)
+    p.add_argument("--data", default="random", choices=landscape.DATASETS,
+                   help="labels (default %(default)s)")
+    p.add_argument("--max-steps", type=count_arg(), default=20000,
+                   help="gradient steps at most per training (default %(default)s)")
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the results, with the machine, to this JSON file")
     a = p.parse_args(argv)
     X, y = landscape.make_data(a.data, a.n, a.d0, seed=0)
 
@@ -548,8 +568,10 @@ def widgets(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="python -m analysis bench widgets", description=widgets.__doc__)
     p.add_argument("--n", type=count_arg(2), default=10**6, help="values in the tensor")
-    p.add_argument("--repeat", type=count_arg(), default=15)
-    p.add_argument("--json", type=json_path_arg, default=None)
+    p.add_argument("--repeat", type=count_arg(), default=15,
+                   help="timed calls of each, the median kept (default %(default)s)")
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the results, with the machine, to this JSON file")
     a = p.parse_args(argv)
 
     t0 = time.perf_counter()
