@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -605,3 +606,121 @@ def widgets(argv: list[str]) -> int:
                         "seconds": {"callback_bits": t_bits, "callback_clip": t_clip, "draw": t_draw},
                         "ratio": t_bits / t_draw})
     return 0
+
+
+def _lesson_dashboards() -> dict[str, Callable[[], object]]:
+    """Every lesson's dashboard, built as the lesson builds it in normal mode. Lesson 01's are
+    built on an untrained model and a one-epoch width sweep on 1,000 digits: what is timed is
+    their callbacks, which only read the model and the sweep's rows."""
+    from analysis import binarized, data, models
+    from analysis.widgets import binarized as w01
+    from analysis.widgets import clipping as w03
+    from analysis.widgets import diffusion as w04
+    from analysis.widgets import landscape as w06
+    from analysis.widgets import margin as w05
+    from analysis.widgets import start as w00
+    from analysis.widgets import xnor as w02
+
+    def histogram():
+        s = binarized.lesson_settings(False)
+        return w01.histogram_dashboard(models.build("bnn-mlp", width=s["width"], depth=s["depth"]),
+                                       data.load("mnist5k", "test")[0])
+
+    def width():
+        s = binarized.lesson_settings(False)
+        return w01.width_dashboard(binarized.width_sweep(s["sweep_widths"], depth=s["sweep_depth"],
+                                                         epochs=1, n_train=1000))
+
+    return {"00 quantizer": w00.quantizer_dashboard,
+            "01 sign": w01.sign_dashboard,
+            "01 histogram": histogram,
+            "01 width": width,
+            "02 xnor": lambda: w02.xnor_dashboard(a="+-++-+--+-", b="++-+--+-++"),
+            "03 clipping": lambda: w03.clipping_widget(n=10**6),
+            "04 diffusion": w04.diffusion_dashboard,
+            "05 implicit bias": w05.implicit_bias_widget,
+            "06 minima": lambda: w06.minima_dashboard(n=32, d0=6, d1=4)}
+
+
+def _another_value(control):
+    """A value of `control` other than its own, as a student would pick next: one step of a
+    slider (down at its top), the next option of a list, the other state of a check box, the
+    first sign flipped in a ±1 text."""
+    import ipywidgets as W
+
+    if isinstance(control, (W.Dropdown, W.SelectionSlider)):
+        options = list(control.options)
+        labels = [o[1] if isinstance(o, tuple) else o for o in options]
+        return labels[(labels.index(control.value) + 1) % len(labels)]
+    if isinstance(control, W.Checkbox):
+        return not control.value
+    if isinstance(control, W.Text):
+        flip = {"+": "-", "-": "+"}
+        return flip.get(control.value[:1], "+") + control.value[1:]
+    up = control.value + control.step
+    return up if up <= control.max else control.value - control.step
+
+
+def dashboards(argv: list[str]) -> int:
+    """Every lesson's dashboard: each control moved once, timed until the new figure is drawn
+    as the notebook draws it (a PNG, bbox_inches="tight", as IPython's inline backend does),
+    beside drawing that figure alone. A move to a setting not computed before: what a student
+    waits for."""
+    import contextlib
+    import io
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    p = argparse.ArgumentParser(prog="python -m analysis bench dashboards", description=dashboards.__doc__)
+    built = _lesson_dashboards()
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                   help="dashboards whose name starts with one of these, e.g. 03 or '01 sign' (default: all)")
+    p.add_argument("--json", type=json_path_arg, default=None,
+                   help="also write the results, with the machine, to this JSON file")
+    a = p.parse_args(argv)
+    names = [n for n in built if a.only is None or any(n.startswith(o) for o in a.only)]
+    if not names:
+        p.error(f"--only {' '.join(a.only)} matches no dashboard; the dashboards: {', '.join(built)}")
+    rows, failed = [], []
+    print(f"each control moved once; torch threads {torch.get_num_threads()}")
+    print(f"{'dashboard':18s} {'control':18s} {'move → drawn':>13s} {'draw alone':>11s}")
+    def png(fig) -> None:
+        fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")
+
+    table = sys.stdout  # the table's lines go here, while the dashboards' own output is kept off
+
+    for name in names:
+        # outside a notebook plt.show() is a no-op that says so, and the Output widget's
+        # clear_output writes terminal escapes: keep both off the table
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) as shown:
+            warnings.filterwarnings("ignore", message=".*non-interactive.*")
+            t0 = time.perf_counter()
+            box = built[name]()
+            t_build = time.perf_counter() - t0
+            for control_name, control in box.controls.items():
+                t0 = time.perf_counter()
+                control.value = _another_value(control)
+                result = box.last_result
+                if result is None:
+                    failed.append(f"{name}: {control_name}")
+                    print(f"{name:18s} {control_name:18s}  the callback failed", file=table)
+                    continue
+                png(result[0])
+                t_move = time.perf_counter() - t0
+                t_draw = median_time(lambda fig=result[0]: png(fig), repeat=3, warmup=0)
+                rows.append({"dashboard": name, "control": control_name, "value": control.value,
+                             "seconds": t_move, "draw_seconds": t_draw, "build_seconds": t_build})
+                print(f"{name:18s} {control_name:18s} {t_move:11.3f} s {t_draw:9.3f} s",
+                      file=table, flush=True)
+        shown.close()
+    times = sorted(r["seconds"] for r in rows)
+    if times:
+        print(f"{len(times)} moves: median {statistics.median(times):.3f} s, slowest {times[-1]:.3f} s "
+              f"({max(rows, key=lambda r: r['seconds'])['dashboard']}), "
+              f"{sum(t <= 0.15 for t in times)} within 0.15 s, {sum(t <= 1.0 for t in times)} within 1 s")
+    write_json(a.json, {"benchmark": "dashboards", "rows": rows, "failed": failed})
+    if failed:
+        print(f"the callback failed after: {', '.join(failed)}")
+    return 1 if failed else 0

@@ -19,6 +19,7 @@ GROUPS = {
     "bench": {
         "train": "analysis.bench:train",
         "widgets": "analysis.bench:widgets",
+        "dashboards": "analysis.bench:dashboards",
         "xnor": "analysis.bench:xnor",
         "bnn-inference": "analysis.bench:bnn_inference",
         "diffusion": "analysis.bench:diffusion",

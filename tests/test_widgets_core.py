@@ -115,3 +115,51 @@ def test_repr_names_the_function_behind_a_partial():
     assert repr(box) == "Dashboard(line_callback: slope)"
     assert box.last_result[1] == {"slope": 0.5, "label": "b"}
     plt.close("all")
+
+
+def test_another_value_is_a_value_each_control_accepts():
+    """bench dashboards moves every control once: one slider step (down at the top), the next
+    option, the other check-box state, the first sign of a ±1 text flipped."""
+    from analysis.bench import _another_value
+
+    assert _another_value(W.IntSlider(value=4, min=1, max=8)) == 5
+    assert _another_value(W.IntSlider(value=8, min=1, max=8)) == 7
+    assert _another_value(W.FloatSlider(value=2.0, min=0.0, max=2.0, step=0.25)) == 1.75
+    assert _another_value(W.Dropdown(options=["none", "sqrt"], value="sqrt")) == "none"
+    assert _another_value(W.Dropdown(options=[("fifty", 50), ("1000", 1000)], value=50)) == 1000
+    assert _another_value(W.SelectionSlider(options=[16, 64, 256], value=64)) == 256
+    assert _another_value(W.Checkbox(value=False)) is True
+    assert _another_value(W.Text(value="+-+")) == "--+"
+
+
+def test_bench_dashboards_moves_every_control_and_writes_json(tmp_path, capsys):
+    """Each control of the chosen dashboards is moved once and its figure drawn; the table
+    and the JSON hold one row per control, the value moved to and positive times."""
+    import json
+
+    from analysis.bench import dashboards
+    from analysis.widgets.start import quantizer_dashboard
+    from analysis.widgets.xnor import xnor_dashboard
+
+    out = tmp_path / "dash.json"
+    capsys.readouterr()
+    assert dashboards(["--only", "00", "02", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    expected = [("00 quantizer", c) for c in quantizer_dashboard().controls] + \
+               [("02 xnor", c) for c in xnor_dashboard().controls]
+    assert [(r["dashboard"], r["control"]) for r in rows] == expected == [
+        ("00 quantizer", "bits"), ("00 quantizer", "clip"), ("02 xnor", "a"), ("02 xnor", "b")]
+    assert [r["value"] for r in rows] == [3, 1.25, "--++-+--+-", "-+-+--+-++"]
+    assert all(r["seconds"] > 0 and r["draw_seconds"] > 0 for r in rows)
+    assert "\x1b" not in printed and "4 moves: median" in printed
+    assert [line.split()[2] for line in printed.splitlines() if line.startswith(("00 ", "02 "))] == \
+        ["bits", "clip", "a", "b"]
+
+
+def test_bench_dashboards_names_the_dashboards_when_none_matches(capsys):
+    from analysis.bench import dashboards
+
+    with pytest.raises(SystemExit):
+        dashboards(["--only", "07"])
+    assert "--only 07 matches no dashboard; the dashboards: 00 quantizer, 01 sign" in capsys.readouterr().err
