@@ -451,3 +451,87 @@ def test_an_svm_or_data_of_another_shape_is_a_value_error():
         M.gradient_descent_multiclass(X, y, steps=10, svm=two)
     with pytest.raises(ValueError, match=r"multi-class SVM of these data"):
         M.gradient_descent_multiclass(X, y, steps=10, svm=M.hard_margin_svm(X_KNOWN, Y_KNOWN))
+
+
+# --------------------------------------------------------------------------- mutation audit
+
+def test_kkt_residuals_measure_each_condition_independently():
+    """kkt_residuals: 0 at the SVM, and α on an off-margin point shows up as slackness α_n|z_nᵀŵ − 1|."""
+    svm = M.hard_margin_svm(X_KNOWN, Y_KNOWN)
+    assert max(M.kkt_residuals(X_KNOWN, Y_KNOWN, svm).values()) < 1e-9
+    alpha = svm.alpha.copy()
+    alpha[2] = 0.1  # z_2 = (2, 1): z_2ᵀŵ = 2, one unit off the margin
+    bad = M.MaxMargin(w=svm.w, direction=svm.direction, margin=svm.margin, alpha=alpha,
+                      support=svm.support)
+    r = M.kkt_residuals(X_KNOWN, Y_KNOWN, bad)
+    assert r["slackness"] == pytest.approx(0.1 * abs(Z_KNOWN[2] @ svm.w - 1.0))
+    assert r["stationarity"] == pytest.approx(0.1 * np.linalg.norm(Z_KNOWN[2]))
+    assert r["primal"] < 1e-12 and r["dual"] == 0
+
+
+def test_full_batch_sgd_on_the_exponential_loss_is_gd():
+    """sgd with batch_size = n takes the full-batch step w += (η/n) Σ e^{−z_nᵀw} z_n of the exponential loss."""
+    X, y = separable(n=12, d=3, seed=2)
+    r = M.gradient_descent(X, y, loss="exponential", optimizer="sgd", batch_size=12, steps=50,
+                           lr=0.05, record=[50])
+    np.testing.assert_allclose(r.w[-1], M.gradient_descent_naive(X, y, "exponential", 50, 0.05),
+                               rtol=1e-10)
+
+
+def test_fit_rate_r2_is_the_coefficient_of_determination():
+    """fit_rate's r2 is 1 − SS_res/SS_tot of its linear fit (= squared correlation of x and v)."""
+    t = M.log_grid(10**5)[1:].astype(float)
+    noise = 0.02 * np.sin(np.arange(len(t)))
+    f = M.fit_rate(t, 0.3 + 2.0 / np.log(t) + noise, "1/log t", decades=None)
+    x, v = 1.0 / np.log(t), 0.3 + 2.0 / np.log(t) + noise
+    assert f.r2 == pytest.approx(np.corrcoef(x, v)[0, 1] ** 2, rel=1e-9)
+    assert f.r2 < 0.9999  # the noise is visible in it
+
+
+def test_momentum_stability_limit_is_2_1_plus_mu_over_beta():
+    """heavy ball accepts η up to 2(1 + μ)/β (not 2/β) and refuses η beyond it."""
+    X, y = separable(n=30, d=2, seed=3)
+    beta = M.smoothness(X, y)
+    r = M.gradient_descent(X, y, optimizer="momentum", momentum=0.5, lr=2.5 / beta, steps=200,
+                           record=[200])
+    assert r.error[-1] == 0 and np.isfinite(r.loss[-1])
+    with pytest.raises(ValueError, match="stability limit"):
+        M.gradient_descent(X, y, optimizer="momentum", momentum=0.5, lr=3.1 / beta, steps=10)
+
+
+def test_recorded_margin_is_min_margin_over_the_norm():
+    """GDRecord.margin is min_n y_n x_nᵀw/‖w‖ (normalised by ‖w‖, not ‖w‖²) and stays ≤ γ."""
+    X, y = separable(n=20, d=3, seed=1)
+    r = M.gradient_descent(X, y, steps=2000, record=5)
+    Z = y[:, None] * X
+    expected = (r.w @ Z.T).min(axis=1) / np.linalg.norm(r.w, axis=1)
+    np.testing.assert_allclose(r.margin, expected, rtol=1e-12)
+    assert np.all(r.margin <= r.svm.margin + 1e-12)
+
+
+def test_multiclass_record_margin_and_smoothness():
+    """Multi-class GD: margin = min (w_{y_n} − w_k)ᵀx_n/‖W‖_F, and β = σ_max(X)²/(2n) is the
+    exact λ_max of the cross-entropy Hessian at W = 0 for K = 2 (p = (½, ½))."""
+    X, y = three_clusters()
+    r = M.gradient_descent_multiclass(X, y, steps=500, record=3)
+    S = r.w @ X.T  # (T, K, n)
+    gaps = np.array([[S[i, y[n], n] - S[i, k, n] for n in range(len(y)) for k in range(3)
+                      if k != y[n]] for i in range(len(r.t))])
+    np.testing.assert_allclose(r.margin, gaps.min(1) / np.linalg.norm(r.w.reshape(len(r.t), -1),
+                                                                      axis=1), rtol=1e-10)
+    X2, y2 = X[y < 2], y[y < 2]
+    n = len(X2)
+    hessian = np.kron(np.array([[0.25, -0.25], [-0.25, 0.25]]), X2.T @ X2 / n)  # vec(W) row-major
+    r2 = M.gradient_descent_multiclass(X2, y2, steps=10, record=[10])
+    assert r2.beta == pytest.approx(np.linalg.eigvalsh(hessian).max(), rel=1e-10)
+
+
+def test_move_point_puts_the_point_at_target_times_the_margin():
+    """move_point(amount=1) leaves point n at margin target·γ along the old SVM direction."""
+    X, y = 3.0 * X_KNOWN, Y_KNOWN  # γ = 3, so target·γ differs from target
+    svm = M.hard_margin_svm(X, y)
+    moved = M.move_point(X, y, 2, amount=1.0, target=0.5)
+    assert y[2] * moved[2] @ svm.direction == pytest.approx(0.5 * svm.margin)
+    np.testing.assert_array_equal(np.delete(moved, 2, 0), np.delete(X, 2, 0))
+    new = M.hard_margin_svm(moved, y)  # inside the old margin: it now limits the SVM
+    assert new.margin < svm.margin and 2 in new.support
