@@ -620,3 +620,36 @@ def test_distance_vs_updates_names_an_unknown_run():
         with pytest.raises(ValueError, match="no record named 'large'; records: small"):
             distance_vs_updates(results, **kwargs)
     assert plt.get_fignums() == before
+
+
+# --------------------------------------------------------------------------- mutation audit
+
+def test_fit_r2_is_the_coefficient_of_determination():
+    """fit_log/fit_sqrt R² is 1 − SS_res/SS_tot with SS_tot about the mean (= corr(x, d)²)."""
+    rng = np.random.default_rng(1)
+    d = 5.0 + 0.3 * np.log(T) + rng.normal(0, 0.2, T.shape)  # noisy, so R² is well below 1
+    r2 = D.fit_log(T, d)[2]
+    assert r2 == pytest.approx(np.corrcoef(np.log(T), d)[0, 1] ** 2, rel=1e-9)
+    assert r2 < 0.99
+    assert D.fit_sqrt(T, d)[2] == pytest.approx(np.corrcoef(np.sqrt(T), d)[0, 1] ** 2, rel=1e-9)
+
+
+def test_flat_random_walk_distance_is_the_rms_sqrt_t():
+    """random_walk's d(t) is the RMS distance, √E[x_t²] = √t for the flat walk (mean |x| is √(2t/π))."""
+    t, d = D.random_walk(400, "flat", walkers=4000, seed=1)
+    late = t >= 50
+    ratio = float(np.mean(d[late] ** 2 / t[late]))
+    assert ratio == pytest.approx(1.0, abs=0.08)  # E[x²] = t; 4000 walkers: ~2% noise
+
+
+def test_callback_measures_the_trainable_parameters_only():
+    """WeightDiffusion, like weight_distance, leaves frozen (requires_grad=False) parameters out."""
+    model = _model()
+    frozen = [n for n, p in model.named_parameters() if n.startswith("1.")]
+    for n, p in model.named_parameters():
+        p.requires_grad_(n not in frozen)
+    rec = D.WeightDiffusion(every=1)
+    fit(model, _toy(), epochs=1, batch_size=16, optimizer="sgd", lr=0.1, callbacks=[rec])
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert frozen and rec.record.meta["parameters"] == trainable
+    assert "1" not in rec.record.layers and len(rec.record.layers) > 0
