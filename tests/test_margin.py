@@ -535,3 +535,34 @@ def test_move_point_puts_the_point_at_target_times_the_margin():
     np.testing.assert_array_equal(np.delete(moved, 2, 0), np.delete(X, 2, 0))
     new = M.hard_margin_svm(moved, y)  # inside the old margin: it now limits the SVM
     assert new.margin < svm.margin and 2 in new.support
+
+
+def test_bridge_objective_is_what_bridge_solution_minimizes():
+    """Σ_k |β̂_k|^{2/L} at margin 1: 1/γ² for the SVM at L = 1 (Parseval), the spectrum's ℓ1
+    norm at L = 2, where the (convex) minimum is below every other separator's; scale-free."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((5, 12)), np.array([1, -1, 1, -1, 1])
+    svm = M.hard_margin_svm(X, y)
+    assert M.bridge_objective(X, y, svm.w, 1) == pytest.approx(1 / svm.margin ** 2)
+    assert M.bridge_objective(X, y, 7 * svm.w, 1) == pytest.approx(1 / svm.margin ** 2)
+    b2 = M.bridge_solution(X, y, 2)
+    assert M.bridge_objective(X, y, b2, 2) == pytest.approx(np.abs(M.fourier_coefficients(b2)).sum())
+    gd = M.train_linear_net(X, y, 2, "conv", steps=500).beta[-1]
+    assert M.bridge_objective(X, y, b2, 2) < min(M.bridge_objective(X, y, svm.w, 2),
+                                                 M.bridge_objective(X, y, gd, 2))
+    with pytest.raises(ValueError, match="separates the data"):
+        M.bridge_objective(X, y, -svm.w, 2)
+
+
+def test_fourier_bias_reports_the_objective_excess_with_the_angles():
+    """A large angle to the ℓ1 point can hide a small excess (the ℓ1 ball is flat along its
+    faces): the table gives both, the median and largest angle, and the median excess, which
+    is ≥ 0 at L = 2 (the convex minimum) and ≈ 0 at L = 1 (GD → the SVM)."""
+    fb = M.fourier_bias(depths=(1, 2), d=12, n=4, seeds=[0, 1, 2], steps=600)
+    rows = {r["depth"]: r for r in fb.table()}
+    for L in (1, 2):
+        assert len(fb.excess[L]) == 3
+        assert rows[L]["excess"] == pytest.approx(np.median(fb.excess[L]))
+        assert rows[L]["conv_to_bridge_deg"] == pytest.approx(np.median(fb.angle_bridge[L]))
+        assert rows[L]["conv_to_bridge_max_deg"] == max(fb.angle_bridge[L])
+    assert min(fb.excess[2]) > -1e-6 and abs(rows[1]["excess"]) < 0.01

@@ -54,6 +54,7 @@ from analysis.margin.gd import (
 from analysis.margin.linear_nets import (
     FourierBias,
     NetRecord,
+    bridge_objective,
     bridge_solution,
     circulant,
     conv_net_predictor,
@@ -85,6 +86,7 @@ __all__ = [
     "theory_loss", "theory_residual", "gradient_descent_multiclass", "circulant",
     "conv_net_predictor", "conv_net_predictor_by_layers", "fc_net_predictor",
     "fourier_coefficients", "fourier_sparsity", "NetRecord", "train_linear_net",
-    "bridge_solution", "angle_between", "FourierBias", "fourier_bias", "evaluate", "move_point",
+    "bridge_solution", "bridge_objective", "angle_between", "FourierBias", "fourier_bias", "evaluate",
+    "move_point",
     "lesson_settings",
 ]

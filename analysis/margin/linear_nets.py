@@ -252,13 +252,29 @@ def bridge_solution(X, y, depth: int, beta0: np.ndarray | None = None,
     return beta / m
 
 
+def bridge_objective(X, y, beta: np.ndarray, depth: int) -> float:
+    """‖β̂‖_{2/L}^{2/L} = Σ_k |β̂_k|^{2/L} of β scaled to margin 1 (min_n y_n x_nᵀβ = 1): the
+    objective that `bridge_solution` minimizes, so two separators compare by it (L = 1: ‖β‖²,
+    the SVM's). A ValueError for a β that does not separate the data."""
+    Z, _ = _binary_data(X, y)
+    check_count("depth", depth)
+    beta = np.asarray(beta, dtype=np.float64)
+    m = float(np.min(Z @ beta)) if beta.shape == (Z.shape[1],) else math.nan
+    if not m > 0:
+        raise ValueError(f"beta must be a vector of length d={Z.shape[1]} that separates the data, "
+                         f"got shape {beta.shape}, min_n y_n x_nᵀβ = {m:.3g}")
+    return float(np.sum(np.abs(fourier_coefficients(beta / m)) ** (2.0 / depth)))
+
+
 @dataclass
 class FourierBias:
     """Sparsity of the spectrum of GD's predictor vs depth, over several data sets (seeds).
 
     sparsity[(kind, L)]: Hoyer sparsity of |β̂| per seed for "conv", "fc" and "bridge" (the
     ℓ_{2/L} stationary point found from the conv net's predictor); angle_svm[(kind, L)] and
-    angle_bridge[L]: angles in degrees between GD's predictor and the SVM / that point.
+    angle_bridge[L]: angles in degrees between GD's predictor and the SVM / that point;
+    excess[L]: how far the conv net's ℓ_{2/L} objective (`bridge_objective`) is above that
+    point's, as a fraction: objective(GD) / objective(point) − 1.
     """
 
     depths: tuple[int, ...]
@@ -266,14 +282,19 @@ class FourierBias:
     angle_svm: dict
     angle_bridge: dict
     settings: dict
+    excess: dict = field(default_factory=dict)
 
     def table(self) -> list[dict]:
-        """One row per depth: mean sparsity of conv, fc and bridge, mean angles (degrees)."""
+        """One row per depth: mean sparsity of conv, fc and bridge; the angle conv → point,
+        median and largest over the data sets (degrees), and the median objective excess; the
+        mean angle fc → SVM (degrees)."""
         return [{"depth": L,
                  "conv": float(np.mean(self.sparsity[("conv", L)])),
                  "fc": float(np.mean(self.sparsity[("fc", L)])),
                  "bridge": float(np.mean(self.sparsity[("bridge", L)])),
-                 "conv_to_bridge_deg": float(np.mean(self.angle_bridge[L])),
+                 "conv_to_bridge_deg": float(np.median(self.angle_bridge[L])),
+                 "conv_to_bridge_max_deg": float(np.max(self.angle_bridge[L])),
+                 "excess": float(np.median(self.excess[L])) if self.excess.get(L) else math.nan,
                  "fc_to_svm_deg": float(np.mean(self.angle_svm[("fc", L)]))}
                 for L in self.depths]
 
@@ -287,6 +308,7 @@ def fourier_bias(depths: Sequence[int] = (1, 2, 3), d: int = 16, n: int = 6,
     sparsity: dict = {}
     angle_svm: dict = {}
     angle_bridge: dict = {}
+    excess: dict = {}
     for seed in seeds:
         rng = np.random.default_rng(seed)
         X = rng.standard_normal((n, d))
@@ -304,6 +326,10 @@ def fourier_bias(depths: Sequence[int] = (1, 2, 3), d: int = 16, n: int = 6,
                     sparsity.setdefault(("bridge", L), []).append(fourier_sparsity(bridge))
                     angle_bridge.setdefault(L, []).append(
                         float(np.degrees(angle_between(beta, bridge))))
+                    separates = np.min(y * (X @ beta)) > 0  # else its objective is not defined
+                    excess.setdefault(L, []).append(
+                        bridge_objective(X, y, beta, L) / bridge_objective(X, y, bridge, L) - 1
+                        if separates else math.inf)
     return FourierBias(tuple(depths), sparsity, angle_svm, angle_bridge,
                        {"d": d, "n": n, "seeds": list(seeds), "steps": steps, "lr": lr,
-                        "init_scale": init_scale})
+                        "init_scale": init_scale}, excess)
