@@ -736,3 +736,55 @@ def test_slices_check_their_points():
     with pytest.raises(ValueError, match="span must be > 0 and finite"):
         L.slice_2d(X, y, W[0], z[0], span=math.inf, points=3)
     assert L.slice_2d(X, y, W[0], z[0], span=1e3, points=3)["loss"].isfinite().all()
+
+
+# --------------------------------------------------------------------------- mutation audit
+
+@pytest.mark.parametrize("grad, kink, lam_min, lam_max, label", [
+    (1e-6, 0.1, 1.0, 1.0, "suboptimal"),       # ‖∇L‖ = grad_tol is critical (≤)
+    (1e-9, 1e-6, 1.0, 1.0, "suboptimal"),      # margin = kink_tol is not at a kink (<)
+    (1e-9, 0.1, -5e-7, 1.0, "suboptimal"),     # λ_min within −psd_tol of 0: PSD
+    (1e-9, 0.1, -5e-6, 10.0, "suboptimal"),    # the tolerance scales with |λ_max|
+    (1e-9, 0.1, -2e-5, 10.0, "saddle"),        # beyond −psd_tol·|λ_max|
+    (1e-3, 1e-4, 1.0, 1.0, "kink"),            # stalled within stall_kink_tol of a kink
+    (1e-3, 2e-3, 1.0, 1.0, "not_converged"),   # stalled, but farther than stall_kink_tol
+])
+def test_classify_thresholds_follow_the_docstring(grad, kink, lam_min, lam_max, label):
+    """classify's boundaries: ‖∇L‖ ≤ grad_tol, kink < kink_tol, λ_min < −psd_tol·max(1, |λ_max|), stall_kink_tol."""
+    one = torch.ones(1, dtype=D)
+    assert L.classify(0.25 * one, 0.3 * one, grad * one, kink * one, lam_min * one,
+                      lam_max * one) == [label]
+
+
+def test_loss_below_the_floor_is_global_even_with_training_errors():
+    """classify and needs_curvature: loss ≤ loss_floor is global whatever the error; a kink needs no λ."""
+    one = torch.ones(1, dtype=D)
+    nan = math.nan * one
+    assert L.classify(0.25 * one, 1e-11 * one, one, 0.1 * one, nan, nan) == ["global"]
+    assert not L.needs_curvature(0.25 * one, 1e-11 * one, 1e-9 * one, 0.1 * one).item()
+    assert not L.needs_curvature(0.25 * one, 0.3 * one, 1e-9 * one, 1e-8 * one).item()
+    assert L.needs_curvature(0.25 * one, 0.3 * one, 1e-9 * one, 0.1 * one).item()
+
+
+def test_filter_normalized_direction_matches_each_filter_norm():
+    """Li et al.'s filter normalisation: ‖dw_j‖ = ‖w_j‖ for every unit j and ‖dz‖ = ‖z‖."""
+    W = torch.tensor([[1.0, 0.0, 0.0], [0.0, 3.0, 4.0], [0.1, 0.1, 0.1]], dtype=D)
+    z = torch.tensor([2.0, -1.0, 0.5], dtype=D)
+    dW, dz = L.filter_normalized_direction(W, z, seed=0)
+    torch.testing.assert_close(dW.norm(dim=1), W.norm(dim=1))
+    assert dz.norm().item() == pytest.approx(z.norm().item())
+
+
+def test_kink_margin_and_pattern_rank_on_a_hand_computed_net():
+    """kink_margin = min |w_j·x_n|/(‖w_j‖‖x_n‖); pattern_rank = rank of the rows [σ'(w_j·x_n) x_n]_j."""
+    X = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, -1.0]], dtype=D)
+    # w_2 = (0, 1) is orthogonal to x_1 = (2, 0): a sample on a kink
+    assert L.kink_margin(torch.tensor([[[1.0, 1.0], [0.0, 1.0]]], dtype=D), X).item() == 0.0
+    W = torch.tensor([[[2.0, 1.0], [0.5, -3.0]]], dtype=D)  # w·x: (4, 1), (2, −6), (1, 3.5)
+    rel = (X @ W[0].T).abs() / (X.norm(dim=1, keepdim=True) * W[0].norm(dim=1))
+    assert L.kink_margin(W, X).item() == pytest.approx(rel.min().item())  # 1/(2‖w_2‖), at x_1
+    # ReLU (ρ = 0): unit 2 is off on x_2, so the rows are (2, 0, 2, 0), (0, 2, 0, 0),
+    # (1, −1, 1, −1): rank 3; all-ones patterns [x_n, x_n] would have rank 2
+    assert L.pattern_rank(W, X, slope=0.0).item() == 3
+    # leaky (ρ = 0.1): the row of x_2 becomes (0, 2, 0, 0.2), rank still 3 = N
+    assert L.pattern_rank(W, X, slope=0.1).item() == 3
