@@ -300,3 +300,58 @@ def test_cli_refuses_to_start_a_new_run_over_an_existing_one(tmp_path, capsys):
     assert "already holds a run" in capsys.readouterr().err
     assert (run / "config.json").read_text() == config
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
+
+
+# --------------------------------------------------------------------------- mutation audit
+
+def test_step_schedule_decays_at_the_milestone_epoch_itself():
+    """step: η·γ^(number of milestones ≤ epoch), so the decay starts at the milestone epoch."""
+    assert learning_rate(2, 10, 0.1, "step", milestones=[3, 6]) == pytest.approx(0.1)
+    assert learning_rate(3, 10, 0.1, "step", milestones=[3, 6]) == pytest.approx(0.01)
+    assert learning_rate(6, 10, 0.1, "step", milestones=[3, 6]) == pytest.approx(0.001)
+
+
+def test_evaluate_loss_is_the_mean_over_samples_with_a_partial_last_batch():
+    """evaluate's loss is the per-sample mean, also when batch_size does not divide N."""
+    X, y = blobs(50)
+    model = small()
+    loss, _ = evaluate(model, (X, y), batch_size=7)
+    with torch.no_grad():
+        model.eval()
+        expected = torch.nn.functional.cross_entropy(model(X), y).item()
+    assert loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_each_epoch_is_a_new_permutation_in_full_batches():
+    """fit: every epoch sees each sample at most once, in a new order, and drops the partial batch."""
+    n, batch = 50, 20
+    X, y = blobs(n)
+    X = X.reshape(n, -1).clone()
+    X[:, 0] = torch.arange(n, dtype=X.dtype)  # feature 0 carries the sample's index
+    model = torch.nn.Sequential(torch.nn.Linear(16, 3))
+    seen = []
+    model.register_forward_hook(lambda m, inp, out: seen.append(inp[0][:, 0].long().tolist()))
+    h = fit(model, (X, y), epochs=2, batch_size=batch, lr=1e-3, progress=False)
+    assert h["updates"] == [2, 4]  # 50 // 20 full batches an epoch
+    epochs = [sum(seen[0:2], []), sum(seen[2:4], [])]
+    for e in epochs:
+        assert len(e) == 40 and len(set(e)) == 40
+    assert epochs[0] != epochs[1]
+
+
+def test_resume_restores_the_rng_of_dropout(tmp_path):
+    """A run resumed from its checkpoint draws the same dropout masks as the uninterrupted run."""
+    data = blobs(100)
+
+    def net():
+        torch.manual_seed(0)
+        return models.build("mlp", width=16, depth=1, in_shape=(1, 4, 4), num_classes=3,
+                            dropout=0.5)
+
+    full = fit(net(), data, epochs=3, batch_size=20, lr=1e-2, progress=False)
+    run = tmp_path / "run"
+    fit(net(), data, epochs=1, batch_size=20, lr=1e-2, run_dir=run, progress=False)
+    torch.manual_seed(123)  # whatever happens in between must not matter
+    resumed = fit(net(), data, epochs=3, batch_size=20, lr=1e-2, run_dir=run, resume=True,
+                  progress=False)
+    assert resumed["train_loss"] == pytest.approx(full["train_loss"], rel=1e-6)
