@@ -439,8 +439,9 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--dataset", default="mnist5k", help="one of: " + ", ".join(data.DATASETS))
     # numbers checked as they are read, not by fit: its error would come after config.json is written
     p.add_argument("--epochs", type=count_arg(), default=None, help="default 20; with --resume: a new total")
-    p.add_argument("--batch-size", type=count_arg(), default=100)
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    p.add_argument("--batch-size", type=count_arg(), default=100,
+                   help="examples per update (default %(default)s)")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="default %(default)s")
     p.add_argument("--lr", type=positive_arg, default=None, help="default: 3e-3 for bnn/qnn, 1e-3 else")
     p.add_argument("--lr-final", type=positive_arg, default=None,
                    help="exponential decay to this lr (default lr/10 with adam)")
@@ -449,9 +450,9 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--width", type=int, default=None, help="hidden width (mlp) or base channels (cnn)")
     p.add_argument("--depth", type=int, default=None, help="hidden layers (mlp)")
     p.add_argument("--dropout", type=float, default=None, help="dropout after hidden layers (mlp)")
-    p.add_argument("--bits-w", type=int, default=None)
-    p.add_argument("--bits-a", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bits-w", type=int, default=None, help="weight bits of qnn models (default 1)")
+    p.add_argument("--bits-a", type=int, default=None, help="activation bits of qnn models (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="initialization and data order (default %(default)s)")
     p.add_argument("--out", type=out_folder_arg, default="runs", help="parent folder of the run folder")
     p.add_argument("--name", default=None, help="run folder name (default: model-dataset-seed)")
     p.add_argument("--resume", metavar="RUN", default=None, help="continue the run in folder RUN")

@@ -242,3 +242,46 @@ def test_ctrl_c_in_a_group_command_names_it(monkeypatch, capsys):
         pytest.fail("the KeyboardInterrupt went through main")
     assert code == 130
     assert capsys.readouterr().err == "\ninterrupted (Ctrl-C): python -m analysis bench margin stopped\n"
+
+
+def _commands() -> list[list[str]]:
+    from analysis.cli import COMMANDS, GROUPS
+
+    subcommands = {"data": [["list"], ["fetch"]], "lessons": [["list"], ["run"]]}
+    found = [[c] + s for c in COMMANDS for s in subcommands.get(c, [[]])]
+    return found + [[g, s] for g, commands in GROUPS.items() for s in commands]
+
+
+def _options_without_help(help_text: str) -> list[str]:
+    """The options of an argparse --help text whose entry has no help string: the option line
+    ends at the name (or its metavar) and the next line is another option or the end."""
+    lines = help_text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("options:"))
+    missing = []
+    for i in range(start + 1, len(lines)):
+        line = lines[i]
+        if not line.startswith("  -"):
+            continue
+        has_text = "  " in line.strip()  # help after two spaces on the same line
+        follows = i + 1 < len(lines) and lines[i + 1].startswith(" " * 8) and lines[i + 1].strip()
+        if not (has_text or follows):
+            missing.append(line.split()[0].rstrip(","))
+    return missing
+
+
+@pytest.mark.parametrize("command", _commands(), ids=" ".join)
+def test_every_option_of_every_command_says_what_it_is(command, capsys):
+    """`python -m analysis <command> --help`: no option without a help text."""
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m analysis")
+    assert _options_without_help(out) == []
+
+
+def test_options_without_help_are_found():
+    text = ("usage: x\n\noptions:\n  -h, --help     show this help message and exit\n"
+            "  --width WIDTH\n  --depth DEPTH  hidden layers\n  --batch-size BATCH_SIZE\n"
+            "                 examples per update\n  --seed SEED\n")
+    assert _options_without_help(text) == ["--width", "--seed"]

@@ -293,8 +293,8 @@ def ptq_cli(argv: list[str]) -> int:
                                 description="Post-training quantization (ACIQ) of a run written by "
                                             "`python -m analysis train`: accuracy per method.")
     p.add_argument("--run", required=True, help="run folder (config.json, checkpoint.pt)")
-    p.add_argument("--w-bits", type=int, default=4)
-    p.add_argument("--a-bits", type=int, default=4)
+    p.add_argument("--w-bits", type=int, default=4, help="bits of the weights (default %(default)s)")
+    p.add_argument("--a-bits", type=int, default=4, help="bits of the activations (default %(default)s)")
     p.add_argument("--calibration", type=count_arg(), default=1000,
                    help="training images for activation statistics")
     p.add_argument("--exact", action="store_true", help="α* of the exact MSE instead of the paper's")

@@ -270,9 +270,10 @@ def experiment_cli(argv: list[str]) -> int:
     p.add_argument("--out", type=out_folder_arg, default="runs/minima", help="output folder")
     p.add_argument("--runs", type=count_arg(), default=None, help="runs per width (default 100)")
     p.add_argument("--data", default=None, help="comma-separated: random,teacher,mnist5k")
-    p.add_argument("--activation", default="leaky_relu", choices=ACTIVATIONS)
-    p.add_argument("--loss", default="quadratic", choices=LOSSES)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--activation", default="leaky_relu", choices=ACTIVATIONS,
+                   help="hidden units, leaky ReLU of slope 0.1 or ReLU (default %(default)s)")
+    p.add_argument("--loss", default="quadratic", choices=LOSSES, help="default %(default)s")
+    p.add_argument("--seed", type=int, default=0, help="data and initializations (default %(default)s)")
     a = p.parse_args(argv)
     cfg = dict(SWEEPS["fast" if a.fast else "normal"])
     if a.runs is not None:
