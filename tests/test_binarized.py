@@ -68,6 +68,29 @@ def test_binarization_stats():
         b.binarization_stats(torch.tensor([]))
 
 
+def test_binarization_stats_count_edges_as_sign_ste_does():
+    """|a| = 1 passes the STE (1{|a| ≤ 1}) and 0 counts as positive (sign(0) = +1): the
+    fractions are those of sign_ste's gradient and forward on the same values."""
+    w = torch.tensor([-1.0, 1.0, 0.0, -0.2])
+    a = torch.tensor([-1.0, 1.0, 0.0, 1.5, -0.1])
+    s = b.binarization_stats(w, a)
+    assert s == pytest.approx({"clipped_weights": 0.5, "positive_weights": 0.5, "ste_pass": 0.8,
+                               "positive_inputs": 0.6})
+    curves = b.sign_ste_curves(a)
+    assert s["ste_pass"] == pytest.approx(curves["ste_gradient"].mean().item())
+    assert s["positive_inputs"] == pytest.approx((curves["sign"] == 1).float().mean().item())
+    assert s["positive_weights"] == pytest.approx((b.sign_ste_curves(w)["sign"] == 1).float().mean().item())
+
+
+def test_memory_ratio_binarized_only_counts_1_bit_kernels_alone():
+    """binarized_only: 32 float bits / 1 bit = 32x, a 2-bit layer beside it left out (16x)."""
+    from analysis.layers import BinarizedLinear, QuantLinear
+
+    model = torch.nn.Sequential(BinarizedLinear(64, 64), QuantLinear(64, 64, kernel_quantizer=2))
+    assert b.memory_ratio(model, binarized_only=True) == 32.0
+    assert b.memory_ratio(model) == pytest.approx(2 * 32 / (1 + 2))  # equal sizes: 2·32 bits / 3 bits
+
+
 def test_run_time_memory_paper_mlp():
     with torch.device("meta"):
         bnn = models.build("bnn-mlp", width=4096, depth=3)

@@ -155,6 +155,21 @@ def test_allocate_bits_keeps_budget_and_bounds():
     assert C.allocation_mse(scales, bits, "laplace") < C.allocation_mse(scales, 4, "laplace")
 
 
+def test_allocate_bits_follows_the_two_thirds_power_rule():
+    """Bins 2^(M_i) ∝ α_i^(2/3) (paper): α = 1, 8, 64 at 4 bits on average give 2, 4, 6 bits."""
+    # α^(2/3) = 1, 4, 16 = 2^0, 2^2, 2^4: the continuous rule is already integer, M = B − 2 + (0, 2, 4)
+    assert C.allocate_bits([1.0, 8.0, 64.0], 4).tolist() == [2, 4, 6]
+    # the rule in closed form, M_i = B + (2/3)·log2 α_i − mean_j (2/3)·log2 α_j, wherever no bound binds
+    alphas = 2.0 ** np.array([0.0, 1.5, 3.0, 4.5])  # (2/3)·log2 α = 0, 1, 2, 3
+    assert C.allocate_bits(alphas, 4.5).tolist() == [3, 4, 5, 6]  # 4.5 − 1.5 + (0, 1, 2, 3)
+
+
+def test_channel_scales_are_centred_per_channel():
+    """b_c = mean|w_c − mean(w_c)| (paper's Laplace estimate): an offset of a channel changes nothing."""
+    w = torch.tensor([[1.0, 2.0, 3.0, 4.0], [11.0, 12.0, 13.0, 14.0], [-5.0, 5.0, -5.0, 5.0]])
+    np.testing.assert_allclose(C.channel_scales(w), [1.0, 1.0, 5.0])
+
+
 def test_bias_correction_matches_channel_means_and_stds():
     g = torch.Generator().manual_seed(1)
     w = torch.randn(8, 3, 5, 5, generator=g) * 0.1 + 0.02

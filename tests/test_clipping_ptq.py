@@ -2,6 +2,7 @@
 
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -47,6 +48,24 @@ def test_fold_bn_keeps_the_function(small_cnn):
     assert not torch.allclose(w0, w1)  # the scale moved into the weights
 
 
+def test_fold_bn_scales_each_channel_by_abs_gamma_over_sigma():
+    """W_c ← k_c·W_c with k_c = |γ_c|/sqrt(var_c + ε) > 0, negative γ included, function kept."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, bias=False), torch.nn.BatchNorm2d(3),
+                                torch.nn.ReLU()).eval()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([2.0, -0.5, -3.0]))
+        model[1].bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+        model[1].running_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        model[1].running_var.copy_(torch.tensor([1.0, 4.0, 0.25]))
+    k = torch.tensor([2.0, 0.5, 3.0]) / torch.sqrt(torch.tensor([1.0, 4.0, 0.25]) + 1e-5)  # ≈ 2, ¼, 6
+    folded = C.fold_bn_scale_(copy.deepcopy(model))
+    torch.testing.assert_close(folded[0].weight, model[0].weight * k.view(3, 1, 1, 1))
+    x = torch.randn(4, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
+
+
 def test_quantized_copy(small_cnn):
     x = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     before = {k: v.clone() for k, v in small_cnn.state_dict().items()}
@@ -81,6 +100,19 @@ def test_bit_allocation_and_bias_correction_in_a_model(small_cnn):
     assert torch.allclose(layer.weight.mean(dims), w.mean(dims), atol=1e-6)
 
 
+def test_bias_correction_leaves_the_8_bit_end_layers_alone(small_cnn):
+    """Bias correction (like bit allocation) is for the low-bit middle layers: the 8-bit first and
+    last layers are quantized as without it, every middle layer is corrected."""
+    x = torch.randn(32, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    inputs = C.layer_inputs(small_cnn, x)
+    cfg = C.PTQConfig(3, 3, method="aciq")
+    plain = C.quant_layers(C.quantize_model(small_cnn, x, cfg, inputs))
+    corrected = C.quant_layers(C.quantize_model(small_cnn, x, replace(cfg, bias_correction=True), inputs))
+    assert torch.equal(plain[0].weight, corrected[0].weight)
+    assert torch.equal(plain[-1].weight, corrected[-1].weight)
+    assert all(not torch.equal(a.weight, b.weight) for a, b in zip(plain[1:-1], corrected[1:-1]))
+
+
 def test_clip_ranges():
     g = torch.Generator().manual_seed(4)
     x = torch.distributions.Laplace(0.0, 1.0).sample((5000,))
@@ -96,6 +128,22 @@ def test_clip_ranges():
         C.clip_ranges(x, 4, allocate=True)
     with pytest.raises(ValueError, match="method"):
         C.clip_ranges(x, 4, "mse")
+
+
+def test_clip_ranges_of_a_relu_tensor_keep_zero_as_a_level():
+    """A ReLU tensor gets relu_range(α, M): Δ = 2α/(2^(M+1) − 1), lo = −Δ/2, so Q(0) = 0 exactly."""
+    g = torch.Generator().manual_seed(0)
+    r = torch.relu(torch.randn(2000, generator=g, dtype=torch.float64))
+    for bits in (2, 3, 4):
+        for method in ("minmax", "aciq"):
+            m, lo, hi = C.clip_ranges(r, bits, method)
+            delta = 2 * hi.item() / (2 ** (bits + 1) - 1)
+            assert lo.item() == pytest.approx(-delta / 2, rel=1e-12)
+            q = quantize_uniform(r, bits, lo, hi)
+            assert (q[r == 0] == 0).all() and q.min().item() == 0.0
+        assert hi.item() <= r.max().item()
+        _, lo, hi = C.clip_ranges(r, bits, "minmax")
+        assert (lo.item(), hi.item()) == pytest.approx(C.relu_range(r.max().item(), bits), rel=1e-12)
 
 
 def test_ptq_cli_on_a_run_folder(tmp_path, digits, capsys):

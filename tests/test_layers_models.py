@@ -509,3 +509,17 @@ def test_latent_weights_are_clipped_to_the_kernel_quantizers_range():
     assert wide.kernel_quantizer(wide.weight)[0, -1].item() == 1.875  # the top level is reachable
     clip_latent_weights_(model, bound=0.25)  # an explicit bound still holds for every layer
     assert all(m.weight.abs().max().item() == 0.25 for m in model)
+
+
+def test_ghost_batchnorm_running_stats_step_once_per_ghost_batch_with_its_momentum():
+    """Running mean and unbiased variance take one momentum step per ghost batch, exactly as a
+    torch BatchNorm1d run on the ghost batches in turn (the paper's code), for any momentum."""
+    x = torch.randn(12, 5, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    ghost = GhostBatchNorm1d(5, ghost_size=4, momentum=0.3).train()
+    reference = nn.BatchNorm1d(5, momentum=0.3).train()
+    ghost(x)
+    for part in x.split(4):
+        reference(part)
+    torch.testing.assert_close(ghost.running_mean, reference.running_mean)
+    torch.testing.assert_close(ghost.running_var, reference.running_var)
+    assert int(ghost.num_batches_tracked) == 3

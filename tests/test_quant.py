@@ -57,6 +57,24 @@ def test_uniform_straight_through_gradient_inside_range_only():
     assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
 
 
+def test_uniform_gradient_passes_at_the_range_edges():
+    """The STE mask is 1{lo ≤ x ≤ hi}, edges included, as sign_ste's 1{|x| ≤ 1} (BNN paper)."""
+    x = torch.tensor([-1.0, -0.5, 1.0, 0.5], requires_grad=True)
+    quantize_uniform(x, 1, -1.0, 1.0).backward(torch.tensor([2.0, 3.0, 5.0, 7.0]))
+    assert x.grad.tolist() == [2.0, 3.0, 5.0, 7.0]
+    just_out = torch.tensor([torch.nextafter(torch.tensor(-1.0), torch.tensor(-2.0)).item(),
+                             torch.nextafter(torch.tensor(1.0), torch.tensor(2.0)).item()],
+                            requires_grad=True)
+    quantize_uniform(just_out, 1, -1.0, 1.0).sum().backward()
+    assert just_out.grad.tolist() == [0.0, 0.0]
+    # at 1 bit on [−1, 1] the mask is exactly sign_ste's hard-tanh derivative
+    t = torch.tensor([-1.5, -1.0, 0.0, 1.0, 1.5], requires_grad=True)
+    t2 = t.detach().clone().requires_grad_(True)
+    quantize_uniform(t, 1, -1.0, 1.0).sum().backward()
+    sign_ste(t2).sum().backward()
+    assert torch.equal(t.grad, t2.grad)
+
+
 def test_stochastic_rounding_is_unbiased_and_uses_neighbours():
     g = torch.Generator().manual_seed(0)
     x = torch.full((200000,), 0.1)

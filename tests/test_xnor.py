@@ -316,6 +316,21 @@ def test_packed_model_size() -> None:
     assert xnor.size_report(square, xnor.export_packed(square))["weights_ratio"] == 32.0
 
 
+def test_packed_threshold_bytes_and_constant_units() -> None:
+    """nbytes stores s as int8 and t as 4 bytes per hidden unit; a constant unit (γ = 0) gets s = +1."""
+    from analysis import models
+
+    packed = xnor.export_packed(models.build("bnn-mlp", width=128, depth=2).eval())
+    assert packed.nbytes()["thresholds"] == 2 * 128 * (1 + 4)  # two hidden layers of 128 units
+    bn = torch.nn.BatchNorm1d(2).eval()
+    with torch.no_grad():
+        bn.weight.zero_()
+        bn.bias.copy_(torch.tensor([0.5, -0.5]))
+    for k in (None, 10):
+        s, _ = xnor.fold_bn_sign(bn, k)
+        assert s.tolist() == [1, 1]
+
+
 def test_export_rejects_other_models() -> None:
     from analysis import models
     from analysis.layers import BinarizedLinear
