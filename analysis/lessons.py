@@ -136,6 +136,48 @@ def _stop_kernel(client) -> None:
         pass  # it ended on its own
 
 
+POLL_SLICE = 1.0  # seconds: the longest a message can wait unnoticed on a kernel channel
+
+
+def _sliced_get_msg(get_msg, slice_s: float = POLL_SLICE):
+    """`get_msg(timeout)` of a kernel channel, as polls of at most `slice_s` seconds each.
+
+    jupyter_client's async channel waits for a message with one zmq poll of the whole timeout
+    (the cell's, 900 s). Its wake-up is sometimes missed: the reply is there but the poll only
+    looks again when it times out, so `lessons run 05` took 935 s instead of 40, the kernel idle
+    all the while (seen three times in 2026-11). Each poll ends with a last look at the socket;
+    short polls bound the delay to `slice_s`. Raises queue.Empty at the timeout, as before.
+    """
+    from queue import Empty
+
+    async def sliced(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = slice_s if deadline is None else min(slice_s, max(0.0, deadline - time.monotonic()))
+            try:
+                return await get_msg(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return sliced
+
+
+def _client(nb, timeout: int, path: Path):
+    """nbclient's NotebookClient for `nb`, its shell and IOPub channels read by `_sliced_get_msg`."""
+    from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            for channel in (kc.shell_channel, kc.iopub_channel):
+                channel.get_msg = _sliced_get_msg(channel.get_msg)
+            return kc
+
+    return Client(nb, timeout=timeout, kernel_name=KERNELSPEC["name"],
+                  resources={"metadata": {"path": str(path.parent)}})
+
+
 def _execute(client, timeout: int) -> str | None:
     """Run every cell of the client's notebook; None when all ran, else what went wrong.
 
@@ -184,15 +226,12 @@ def run_notebook(path: Path, fast: bool = False, timeout: int = 900, write: bool
     back is an `error` too).
     Ctrl-C stops the kernel and raises KeyboardInterrupt, with the notebook on disk untouched.
     """
-    from nbclient import NotebookClient
-
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as e:  # not JSON (a merge conflict), not a notebook, unreadable: one row
         why = " ".join(str(e).split())  # NotJSONError quotes the file's first lines
         return {"name": path.stem, "seconds": 0.0, "peak_mb": 0.0, "error": f"cannot read {path}: {why}"}
-    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNELSPEC["name"],
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = _client(nb, timeout, path)
     result: dict = {"name": path.stem}
     t0 = time.perf_counter()
     with _lessons_fast(fast), _peak_child_memory(result):

@@ -313,3 +313,37 @@ def test_lessons_without_an_action_says_which_are_possible(capsys):
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == ("python -m analysis lessons: error: the following arguments are "
                                     "required: {list,run}")
+
+
+def test_kernel_channels_are_polled_in_short_slices():
+    """A zmq wake-up that never comes (the message is there, the poll not told) cost the whole
+    cell timeout: lesson 05 ran 935 s instead of 40. Reads now poll ≤ 1 s at a time, so a
+    message a poll missed is found by the next; the timeout still raises Empty."""
+    import asyncio
+    from queue import Empty
+
+    from analysis.lessons import _sliced_get_msg
+
+    asked = []
+
+    async def missed_twice(timeout=None):  # the reply arrives, but two polls miss it
+        asked.append(timeout)
+        if len(asked) <= 2:
+            raise Empty
+        return {"msg": "execute_reply"}
+
+    get = _sliced_get_msg(missed_twice, slice_s=0.01)
+    assert asyncio.run(get(timeout=900)) == {"msg": "execute_reply"}
+    assert len(asked) == 3 and all(0 < t <= 0.01 for t in asked)
+    asked.clear()
+    assert asyncio.run(get()) == {"msg": "execute_reply"}  # no timeout: slices until it comes
+    assert asked == [0.01, 0.01, 0.01]
+
+    async def never(timeout=None):
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    t0 = time.monotonic()
+    with pytest.raises(Empty):
+        asyncio.run(_sliced_get_msg(never, slice_s=0.01)(timeout=0.05))
+    assert 0.05 <= time.monotonic() - t0 < 1.0
