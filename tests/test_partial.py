@@ -99,3 +99,42 @@ def test_a_partial_file_without_an_identity_is_a_clear_error(tmp_path, capsys, t
     with pytest.raises(SystemExit):
         load_partial(partial, {"code": code_version()}, argparse.ArgumentParser(prog="large-batch"))
     assert f"cannot read {partial}" in capsys.readouterr().err
+
+
+def test_code_version_follows_the_paths_of_the_files_too(tmp_path):
+    """The fingerprint covers each file's path with its bytes: the same code moved to another
+    module is other code."""
+    pkg = tmp_path / "analysis"
+    pkg.mkdir()
+    (pkg / "quant.py").write_text("x = 1\n")
+    before = code_version(pkg)
+    (pkg / "quant.py").rename(pkg / "quant2.py")
+    assert code_version(pkg) != before
+
+
+def test_ctrl_c_during_a_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypatch):
+    """Ctrl-C (a KeyboardInterrupt, not an Exception) mid-write: the old file stays, no NAME.tmp."""
+    path = tmp_path / "results.json"
+    write_text_atomic(path, "old")
+
+    def interrupted_write(self, text, *args, **kwargs):
+        Path.write_bytes(self, text[:3].encode())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        write_text_atomic(path, "new contents")
+    monkeypatch.undo()
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_a_partial_run_is_resumed_only_with_exactly_its_settings(tmp_path, capsys):
+    """A setting the kept run had and the new one lacks is refused too; tuples compare equal to
+    the lists JSON reads back."""
+    p = argparse.ArgumentParser(prog="minima")
+    partial = tmp_path / "minima.partial.json"
+    write_json_atomic(partial, {"identity": {"code": "c", "widths": [1, 2], "seed": 0}, "rows": []})
+    assert load_partial(partial, {"code": "c", "widths": (1, 2), "seed": 0}, p)["rows"] == []
+    with pytest.raises(SystemExit):
+        load_partial(partial, {"code": "c", "widths": (1, 2)}, p)
+    assert "with seed = 0, not None" in capsys.readouterr().err

@@ -355,3 +355,71 @@ def test_resume_restores_the_rng_of_dropout(tmp_path):
     resumed = fit(net(), data, epochs=3, batch_size=20, lr=1e-2, run_dir=run, resume=True,
                   progress=False)
     assert resumed["train_loss"] == pytest.approx(full["train_loss"], rel=1e-6)
+
+
+# --- from a mutation audit: the numbers of a history row, and the options of one update ------
+
+def _constant_classifier(n_in=3):
+    """A linear model that scores [0, 1] for every input (zero weights): it always says class 1."""
+    model = torch.nn.Linear(n_in, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([0.0, 1.0]))
+    return model
+
+
+@pytest.mark.parametrize("loss, per_sample", [
+    ("cross_entropy", math.log(1 + math.e)),  # −log softmax([0, 1])[0]
+    ("squared_hinge", (1 + 4) / 2),  # targets (1, −1): max(0, 1 − 0)², max(0, 1 + 1)², mean
+])
+def test_train_loss_and_error_are_per_sample_means_over_the_batches_seen(loss, per_sample):
+    """train_loss is the mean loss per sample and train_error the fraction wrong, both over the
+    samples of the full batches (a partial last one is dropped), not over all N; test_loss is
+    the same loss."""
+    X, y = torch.randn(50, 3), torch.zeros(50, dtype=torch.long)  # class 0, always missed
+    h = fit(_constant_classifier(), (X, y), test_data=(X, y), epochs=1, batch_size=20, loss=loss,
+            optimizer="sgd", lr=0.0, momentum=0.0, progress=False)
+    assert h.final["updates"] == 2
+    assert h.final["train_loss"] == pytest.approx(per_sample)
+    assert h.final["train_error"] == 1.0 and h.final["test_error"] == 1.0
+    assert h.final["test_loss"] == pytest.approx(per_sample)
+
+
+def test_grad_clip_limits_the_norm_of_the_whole_gradient():
+    """grad_clip=c rescales the gradient of all parameters together to norm c: one plain SGD
+    step of rate 1 moves the parameters by exactly c when the gradient is larger."""
+    from analysis.training import train_step
+
+    model = _constant_classifier()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    X, y = torch.full((4, 3), 10.0), torch.zeros(4, dtype=torch.long)  # a large gradient
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    train_step(model, opt, X, y, torch.nn.functional.cross_entropy, grad_clip=0.25)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (after - before).norm().item() == pytest.approx(0.25, rel=1e-4)
+
+
+def test_milestones_alone_pick_the_step_schedule():
+    """schedule=None with milestones (and no lr_final) is "step": η·γ^(milestones passed)."""
+    h = fit(small(), blobs(40), epochs=3, batch_size=20, lr=0.1, milestones=[1, 2], gamma=0.5,
+            progress=False)
+    assert h["lr"] == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_sgd_weight_decay_shrinks_the_weights():
+    """optimizer="sgd" with weight_decay λ: where the loss has no gradient, W ← (1 − ηλ)·W."""
+    model = torch.nn.Linear(3, 2, bias=False)
+    w0 = model.weight.detach().clone()
+    X, y = torch.zeros(10, 3), torch.zeros(10, dtype=torch.long)  # zero inputs: zero gradient
+    fit(model, (X, y), epochs=1, batch_size=10, optimizer="sgd", lr=0.1, momentum=0.0,
+        weight_decay=0.5, progress=False)
+    torch.testing.assert_close(model.weight.detach(), 0.95 * w0)
+
+
+def test_evaluate_leaves_the_model_in_the_mode_it_found_it():
+    """evaluate runs in eval mode and then restores train or eval mode as it was."""
+    model, data = small(), blobs(20)
+    evaluate(model.eval(), data)
+    assert not model.training
+    evaluate(model.train(), data)
+    assert model.training and all(m.training for m in model.modules())

@@ -126,3 +126,19 @@ def test_move_outside_its_range_is_refused():
     X1, _ = WM.widget_data(n=20, move=1.0)
     old = M.hard_margin_svm(X, y)
     assert y[0] * X1[0] @ old.direction == pytest.approx(0.5 * old.margin)
+
+
+def test_callback_numbers_are_those_of_the_final_direction():
+    """support_vectors counts the points at the SVM margin γ; final_margin_gap = γ − min_n
+    y_n x_nᵀw/‖w‖ and final_angle_deg the angle to the SVM direction, both at GD's last w."""
+    _, numbers = WM.implicit_bias_callback(n=20, move=1.0, steps=1_000)
+    X, y, r = WM._run(20, 0.5, 1.0, "logistic", "gd", 1_000, 3)
+    u = r.svm.direction / np.linalg.norm(r.svm.direction)
+    margins = y * (X @ u)
+    assert numbers["svm_margin"] == pytest.approx(margins.min())
+    assert numbers["support_vectors"] == int((margins < margins.min() * (1 + 1e-6)).sum())
+    w = r.w[-1]
+    assert numbers["final_margin_gap"] == pytest.approx(margins.min() - (y * (X @ w)).min()
+                                                        / np.linalg.norm(w))
+    cos = w @ u / np.linalg.norm(w)
+    assert numbers["final_angle_deg"] == pytest.approx(np.degrees(np.arccos(min(cos, 1.0))), abs=1e-6)

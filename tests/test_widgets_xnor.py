@@ -142,3 +142,11 @@ def test_inference_figure_says_what_the_number_on_a_bar_is() -> None:
     ax = inference_figure(inference).axes[0]
     assert "7.0x" in [t.get_text() for t in ax.texts]
     assert "its time / xnor time" in ax.get_title()
+
+
+def test_callback_takes_32_signs_and_refuses_33() -> None:
+    """MAX_LENGTH = 32 signs fit the figure: 32 are drawn, 33 are refused."""
+    _, numbers = xnor_callback(a="+-" * 16, b="+" * 32)
+    assert numbers["k"] == 32 and numbers["dot"] == 0
+    with pytest.raises(ValueError, match="at most 32 signs"):
+        xnor_callback(a="+" * 33, b="+" * 33)
