@@ -71,6 +71,9 @@ def mlp(kind: str = "float", in_shape=(1, 28, 28), num_classes: int = 10, width:
 
     kind="bnn": binary weights everywhere, binary activations (the first layer sees the real
     input); kind="qnn": k-bit weights and activations; kind="float": ReLU, float weights.
+    ghost_size: Ghost Batch-Norm (statistics per ghost batch of that size) after the hidden
+    layers; the output layer's batch-norm, which scales the class scores, stays a plain one in
+    both `mlp` and `cnn`, as in the shipped large-batch results.
     """
     check_count("width", width)
     check_count("depth", depth, minimum=0)

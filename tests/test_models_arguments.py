@@ -132,3 +132,16 @@ def test_qnn_quantizes_weights_with_bits_w_and_inputs_with_bits_a(name):
         assert set(layer.kernel_quantizer(layer.weight).detach().unique().tolist()) <= {-1.0, 1.0}
     for layer in one_bit[1:]:
         assert set(layer.input_quantizer(x).unique().tolist()) == {-1.0, 1.0}
+
+
+@pytest.mark.parametrize("name", ["mlp", "bnn-mlp", "cnn"])
+def test_ghost_batchnorm_follows_the_hidden_layers_and_not_the_output(name):
+    """ghost_size puts Ghost BN after every hidden layer; the output's batch-norm stays plain."""
+    from analysis.layers import GhostBatchNorm1d, GhostBatchNorm2d
+
+    opts = {"width": 8} if name == "cnn" else {"width": 8, "depth": 2}
+    model = models.build(name, ghost_size=4, in_shape=(1, 28, 28), **opts)
+    norms = [m for m in model if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert all(isinstance(m, (GhostBatchNorm1d, GhostBatchNorm2d)) for m in norms[:-1])
+    assert type(norms[-1]) is nn.BatchNorm1d and norms[-1].num_features == 10
+    assert len(norms) == (6 + 3 if name == "cnn" else 3)  # 6 convolutions, 3 linear layers
