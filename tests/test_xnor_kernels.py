@@ -82,21 +82,34 @@ def test_launch_geometry_matches_the_kernel() -> None:
 # ------------------------------------------------------------------ CPU emulation of CUDA
 
 
+EMU_SANITIZERS: list[str] = []  # what the emulator fixture's build checks at run time
+
+
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Path:
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("g++ not found: cannot run kernels/*.cu on the CPU emulation of CUDA")
     exe = tmp_path_factory.mktemp("emu") / "emu"
-    # a signed overflow in a kernel (undefined behaviour) aborts the run, where g++ and the GPU
-    # would most often wrap silently; without the sanitizer's library, the build goes without it
-    trap = ["-fsanitize=signed-integer-overflow", "-fno-sanitize-recover=signed-integer-overflow"]
-    for flags in (trap, []):
+    # A signed overflow in a kernel (undefined behaviour) aborts the run, where g++ and the GPU
+    # would most often wrap silently; so do a misaligned 16-byte load (a fault on the GPU, fine
+    # on x86) and, under AddressSanitizer, any access past the exact-size buffers of main.cpp or
+    # a __shared__ array (on the GPU an illegal address, or a silent read of a neighbour's data).
+    # Without a sanitizer's library, the build goes without it (EMU_SANITIZERS says what is on).
+    ub = "signed-integer-overflow,alignment"
+    builds = [("address," + ub, ["-fsanitize=address," + ub, "-fno-sanitize-recover=all"]),
+              (ub, ["-fsanitize=" + ub, "-fno-sanitize-recover=all"]), ("", [])]
+    for sanitizers, flags in builds:
         done = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing", *flags,
                                "-x", "c++", str(EMU / "main.cpp"), "-o", str(exe)],
                               capture_output=True, text=True)
-        if "ubsan" not in done.stderr:
+        if "asan" in done.stderr or "ubsan" in done.stderr:
+            continue  # no such sanitizer library
+        if done.returncode != 0 or subprocess.run(  # a sanitizer that cannot start here
+                [str(exe), "xnor_dot", "0"], capture_output=True, timeout=60,
+                env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}).returncode == 0:
             break
+    EMU_SANITIZERS[:] = sanitizers.split(",") if sanitizers else []
     if done.returncode != 0 and "barrier" in done.stderr:
         pytest.skip(f"g++ lacks C++20 <barrier>: {done.stderr[:200]}")
     assert done.returncode == 0, done.stderr
@@ -106,10 +119,22 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def emulate(exe: Path, kernel: str, sizes: list[int], *arrays: np.ndarray,
             env: dict[str, str] | None = None) -> bytes:
     data = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", **(env or {})}  # no LSan: no ptrace needed
     done = subprocess.run([str(exe), kernel, *map(str, sizes)], input=data, capture_output=True,
-                          timeout=120, env=None if env is None else {**os.environ, **env})
+                          timeout=120, env=env)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
+
+
+def test_emulator_traps_out_of_bounds_accesses(emulator: Path) -> None:
+    """A kernel reading or writing past its buffers (a row M or a word W loaded, a warp past
+    R x W storing) leaves every output right, so only the sanitizer shows it: the build must
+    have it, and main.cpp's buffers must end where the data ends (they had 2 elements of slack)."""
+    if "address" not in EMU_SANITIZERS:
+        pytest.skip("g++ without AddressSanitizer (libasan): out-of-bounds accesses go unseen")
+    done = subprocess.run([str(emulator), "emu_read_past", "5"], input=bytes(4 * 5),
+                          capture_output=True, timeout=60, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
+    assert done.returncode != 0 and b"heap-buffer-overflow" in done.stderr, done.stderr[-2000:]
 
 
 def random_pm1(rng: np.random.Generator, *shape: int) -> np.ndarray:

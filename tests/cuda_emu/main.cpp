@@ -7,14 +7,27 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
-template <class T> std::vector<T> read(size_t n) {
-    std::vector<T> v(n + 2);  // slack so that the base pointer can be offset by one element
+// Buffers of exactly the elements a kernel may touch (plus `extra`, for the misaligned GEMM
+// operands), 16-byte aligned (cudaMalloc's are 256): a build with AddressSanitizer then traps any read
+// or write past them (a row M, a word W, a warp past R x W), which the outputs alone never show.
+template <class T> struct Aligned16 {
+    using value_type = T;
+    Aligned16() = default;
+    template <class U> Aligned16(const Aligned16<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(16))); }
+    void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(16)); }
+    template <class U> bool operator==(const Aligned16<U>&) const { return true; }
+};
+template <class T> using buffer = std::vector<T, Aligned16<T>>;
+template <class T> buffer<T> read(size_t n, size_t extra = 0) {
+    buffer<T> v(n + extra);
     if (n && fread(v.data(), sizeof(T), n, stdin) != n) { fprintf(stderr, "short input\n"); exit(2); }
     return v;
 }
-template <class T> void write(const std::vector<T>& v, size_t n) { fwrite(v.data(), sizeof(T), n, stdout); }
+template <class T> void write(const buffer<T>& v, size_t n) { fwrite(v.data(), sizeof(T), n, stdout); }
 static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
 // EMU_GRID / EMU_BLOCK ("x,y,z"), when set, replace the geometry below: the launch exactly as
 // a launcher (analysis.xnor.gpu) chose it, so that tests check the launcher's geometry too.
@@ -35,8 +48,8 @@ int main(int argc, char** argv) {
                                                     // C (M x N) int32 prefilled
         int M = atoi(argv[2]), N = atoi(argv[3]), W = atoi(argv[4]), K = atoi(argv[5]);
         int off = atoi(argv[6]);  // 1: operands start 8 bytes past a 16-byte boundary
-        auto A = read<unsigned long long>((size_t)M * W);
-        auto B = read<unsigned long long>((size_t)N * W);
+        auto A = read<unsigned long long>((size_t)M * W, off);
+        auto B = read<unsigned long long>((size_t)N * W, off);
         auto C = read<int>((size_t)M * N);
         if (off) {
             std::memmove(A.data() + 1, A.data(), (size_t)M * W * 8);
@@ -73,12 +86,18 @@ int main(int argc, char** argv) {
     } else if (k == "xnor_dot" || k == "xnor_dot_and") {  // n; K, then d or pa pb c: (n) int32 each;
                                                           // C (n) int32: the GEMM epilogues alone
         size_t n = atol(argv[2]);
-        std::vector<std::vector<int>> v;
+        std::vector<buffer<int>> v;
         for (int i = 0; i < (k == "xnor_dot" ? 2 : 4); ++i) v.push_back(read<int>(n));
-        std::vector<int> C(n);
+        buffer<int> C(n);
         for (size_t i = 0; i < n; ++i)
             C[i] = k == "xnor_dot" ? xnor_dot(v[0][i], v[1][i]) : xnor_dot_and(v[0][i], v[1][i], v[2][i], v[3][i]);
         write(C, n);
+    } else if (k == "emu_read_past") {  // n: reads element n of an n-element buffer, for the
+                                        // test that the build traps out-of-bounds accesses
+        size_t n = atol(argv[2]);
+        auto v = read<int>(n);
+        volatile int* p = v.data();
+        printf("%d\n", p[n]);
     } else {
         fprintf(stderr, "unknown kernel %s\n", argv[1]);
         return 2;
