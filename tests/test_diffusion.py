@@ -664,3 +664,68 @@ def test_diffusion_callback_gap_is_in_points_of_percent(tiny_grid):
     expected = 100 * (rows["B80-sqrt-gbn"]["test_error"] - rows["B20-nolr"]["test_error"])
     assert nums["gap"] == pytest.approx(expected)
     assert nums["final_distance"] == rows["B80-sqrt-gbn"]["final_distance"]
+
+
+def test_grid_rows_scale_lr_and_epochs_by_the_batch_ratio(tiny_grid):
+    """B = 80 against B_small = 20: sqrt scaling gives lr 0.05·sqrt(80/20) = 0.1; regime
+    adaptation trains 1 × 80/20 = 4 epochs: 4 times the updates of one epoch at B = 80 (the
+    small batch's one epoch, but for the incomplete batches each epoch leaves out)."""
+    rows = {r["name"]: r for r in tiny_grid["rows"]}
+    small, plain, ra = rows["B20-nolr"], rows["B80-nolr"], rows["B80-sqrt-gbn-ra"]
+    assert plain["lr"] == pytest.approx(0.05) and plain["epochs"] == 1
+    assert rows["B80-sqrt"]["lr"] == pytest.approx(0.1) and rows["B80-sqrt"]["epochs"] == 1
+    assert ra["lr"] == pytest.approx(0.1) and ra["epochs"] == 4 and ra["ghost_bn"] is True
+    assert ra["updates"] == 4 * plain["updates"]
+    assert abs(ra["updates"] - small["updates"]) <= 4  # digits: 1438 images, 71 or 72 small batches
+
+
+def test_ghost_batches_are_the_small_batch(monkeypatch):
+    """Ghost BN runs ghost batches of B_small (the settings' "small"), not of the batch."""
+    built = {}
+
+    def build(name, **kwargs):
+        built.update(kwargs)
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(models, "build", build)
+    X = torch.zeros(4, 1, 8, 8)
+    data = (X, torch.tensor([0, 1, 2, 1]))
+    for cfg, ghost in ((D.LargeBatchConfig("g", 80, "sqrt", ghost=True), 20),
+                       (D.LargeBatchConfig("p", 80, "sqrt"), None)):
+        with pytest.raises(KeyboardInterrupt):
+            D.run_config(cfg, TINY, data, data)
+        assert built["ghost_size"] == ghost and built["num_classes"] == 3
+
+
+def test_grid_configs_are_every_combination_once():
+    """The small batch once (no fixes), then 2 × 2 × 2 combinations for each other batch size;
+    a batch size equal to the small one adds nothing."""
+    configs = D.grid_configs(20, (20, 80, 160))
+    assert len(configs) == 1 + 2 * 8 and len({c.name for c in configs}) == len(configs)
+    assert [c.batch_size for c in configs].count(20) == 1
+    assert {(c.lr_scaling, c.ghost, c.regime_adaptation) for c in configs if c.batch_size == 160} \
+        == {(s, g, r) for s in (None, "sqrt") for g in (False, True) for r in (False, True)}
+
+
+def test_gap_recovered_is_nan_when_the_large_batch_is_no_worse():
+    assert math.isnan(D.gap_recovered([{"test_error": e} for e in (0.10, 0.10, 0.08)]))
+    assert math.isnan(D.gap_recovered([{"test_error": e} for e in (0.12, 0.10, 0.08)]))
+    assert D.gap_recovered([{"test_error": e} for e in (0.10, 0.20, 0.5, 0.10)]) == pytest.approx(1.0)
+
+
+def test_large_batch_markdown_table_row():
+    """Errors in percent with 2 decimals, lr to 3 significant digits, distance 2 decimals, R² of
+    the log, power and sqrt fits in that order."""
+    row = {"name": "+ sqrt LR", "batch_size": 1000, "lr": 0.0894427, "epochs": 5, "updates": 25,
+           "train_error": 0.0312, "test_error": 0.05678, "final_distance": 3.14159,
+           "fits": {"log": {"r2": 0.9871}, "power": {"r2": 0.5}, "sqrt": {"r2": 0.25}}}
+    lines = D.markdown_table([row]).splitlines()
+    assert len(lines) == 3 and lines[1].count("|") == lines[0].count("|")
+    assert lines[2] == "| + sqrt LR | 1000 | 0.0894 | 5 | 25 | 3.12% | 5.68% | 3.14 | 0.987 / 0.500 / 0.250 |"
+
+
+def test_large_batch_configs_add_the_fixes_one_by_one():
+    configs = D.large_batch_configs(50, 1000)
+    assert [(c.batch_size, c.lr_scaling, c.ghost, c.regime_adaptation) for c in configs] == [
+        (50, None, False, False), (1000, None, False, False), (1000, "sqrt", False, False),
+        (1000, "sqrt", True, False), (1000, "sqrt", True, True)]

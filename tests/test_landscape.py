@@ -788,3 +788,155 @@ def test_kink_margin_and_pattern_rank_on_a_hand_computed_net():
     assert L.pattern_rank(W, X, slope=0.0).item() == 3
     # leaky (ρ = 0.1): the row of x_2 becomes (0, 2, 0, 0.2), rank still 3 = N
     assert L.pattern_rank(W, X, slope=0.1).item() == 3
+
+
+# --------------------------------------------------------------------------- stopping rules
+
+def _one_training(X, y, W0, z0, optimizer, lr, max_steps, grad_tol, loss_floor, window,
+                  plateau_tol, lr_decay, min_lr):
+    """One run of train_many's docstring, written out step by step for a single net: at step t
+    (after t − 1 updates) stop at L ≤ loss_floor ("floor") or ‖∇L‖ ≤ grad_tol ("gradient");
+    every `window` steps multiply the rate by lr_decay unless L fell by the fraction
+    plateau_tol since the window began (at step 1 for the first), and stop once the rate is
+    below min_lr ("plateau"); else one Adam (β = 0.9, 0.999, bias-corrected; ε = 1e-12 as in
+    the code) or gradient-descent update. After max_steps updates: "cap"."""
+    W, z = W0.clone()[None], z0.clone()[None]
+    m, v = [torch.zeros_like(W), torch.zeros_like(z)], [torch.zeros_like(W), torch.zeros_like(z)]
+    rate, ref = lr, None
+    for t in range(1, max_steps + 1):
+        loss, _, gW, gz = L.loss_and_grad(W, z, X, y)
+        loss, gnorm = loss.item(), math.sqrt(gW.pow(2).sum().item() + gz.pow(2).sum().item())
+        if loss <= loss_floor:
+            return W[0], z[0], t - 1, "floor"
+        if gnorm <= grad_tol:
+            return W[0], z[0], t - 1, "gradient"
+        if t == 1:
+            ref = loss
+        if t % window == 0:
+            if not loss <= ref * (1 - plateau_tol):
+                rate *= lr_decay
+            ref = loss
+            if rate < min_lr:
+                return W[0], z[0], t - 1, "plateau"
+        new = []
+        for i, (p, g) in enumerate(((W, gW), (z, gz))):
+            if optimizer == "adam":
+                m[i] = 0.9 * m[i] + 0.1 * g
+                v[i] = 0.999 * v[i] + 0.001 * g * g
+                p = p - rate * (m[i] / (1 - 0.9 ** t)) / ((v[i] / (1 - 0.999 ** t)).sqrt() + 1e-12)
+            else:
+                p = p - rate * g
+            new.append(p)
+        W, z = new
+    return W[0], z[0], max_steps, "cap"
+
+
+@pytest.mark.parametrize("options", [
+    # floor, gradient and cap in one batch (Adam, its default lr 0.01)
+    dict(width=8, max_steps=500, grad_tol=1e-2, loss_floor=3e-2, window=40, plateau_tol=0.02,
+         lr_decay=0.5),
+    # every run decays to min_lr = lr·1e-4 (default) and stops on its plateau
+    dict(width=2, max_steps=600, window=20, plateau_tol=0.5, lr_decay=0.5),
+    # gradient descent, its default lr 0.5: plateau and cap
+    dict(width=2, optimizer="gd", max_steps=500, window=30, plateau_tol=0.01, grad_tol=2e-3),
+    # gradient descent at a given lr down to a loss floor (at the default 0.5 one run of
+    # these diverges: its NaN loss never counts as a plateau, so it runs to the cap)
+    dict(width=12, optimizer="gd", lr=0.2, max_steps=2000, loss_floor=1e-2, window=100),
+])
+def test_train_many_follows_its_stopping_rules_step_by_step(options):
+    """Each run of the batch ends where, why and with the weights that a one-net loop written
+    from the docstring gives (default lr 0.01 for Adam and 0.5 for GD, min_lr = lr·1e-4)."""
+    X, y = small_data(16, 4, seed=1)
+    kw = dict(options)
+    width = kw.pop("width")
+    e = L.train_many(X, y, width, 4, seed=1, classify_endpoints=False, **kw)
+    optimizer = kw.get("optimizer", "adam")
+    lr = kw.get("lr", {"adam": 0.01, "gd": 0.5}[optimizer])
+    rules = dict(optimizer=optimizer, lr=lr, max_steps=kw["max_steps"],
+                 grad_tol=kw.get("grad_tol", 1e-6), loss_floor=kw.get("loss_floor", 1e-10),
+                 window=kw["window"], plateau_tol=kw.get("plateau_tol", 1e-3),
+                 lr_decay=kw.get("lr_decay", 0.3), min_lr=lr * 1e-4)
+    assert e.steps.min() > 0
+    for r in range(4):
+        W, z, steps, reason = _one_training(X, y, e.W0[r], e.z0[r], **rules)
+        assert (int(e.steps[r]), e.reason[r]) == (steps, reason)
+        torch.testing.assert_close(e.W[r], W, atol=1e-10, rtol=1e-8)
+        torch.testing.assert_close(e.z[r], z, atol=1e-10, rtol=1e-8)
+
+
+def test_a_run_at_the_loss_floor_stops_as_floor_even_at_a_small_gradient():
+    """Both rules hold before the first update: no update is made, and the reason is "floor"
+    (a loss below the floor is a global minimum, whatever the gradient)."""
+    X, y = small_data()
+    e = L.train_many(X, y, 2, 3, grad_tol=1e9, loss_floor=1e9, max_steps=50,
+                     classify_endpoints=False)
+    assert e.reason == ["floor"] * 3 and e.steps.tolist() == [0, 0, 0]
+    torch.testing.assert_close(e.W, e.W0, atol=0, rtol=0)
+
+
+# --------------------------------------------------------------------------- slices and sweep rows, value by value
+
+@pytest.mark.parametrize("loss", ["quadratic", "logistic"])
+def test_slice_and_line_values_are_the_losses_at_their_points(loss):
+    """slice_2d's loss[i, j] is L(θ + α_j δ + β_i η), δ, η the filter-normalized directions of
+    seeds seed and seed + 1; interpolate_1d's default α runs from −0.25 to 1.25 in 121 steps,
+    its loss at α that of (1 − α)θ_0 + αθ_1; both in the loss asked for."""
+    X, y, W, z = random_point()
+    sl = L.slice_2d(X, y, W[0], z[0], span=0.6, points=4, seed=5, loss=loss)
+    (dW1, dz1), (dW2, dz2) = (L.filter_normalized_direction(W[0], z[0], seed=s) for s in (5, 6))
+    grid = torch.linspace(-0.6, 0.6, 4, dtype=D)
+    for i, j in [(0, 3), (3, 0), (1, 2)]:
+        a, b = grid[j], grid[i]
+        Wp, zp = W[0] + a * dW1 + b * dW2, z[0] + a * dz1 + b * dz2
+        want, err = L.loss_and_grad(Wp[None], zp[None], X, y, loss=loss)[:2]
+        torch.testing.assert_close(sl["loss"][i, j], want[0])
+        torch.testing.assert_close(sl["error"][i, j], err[0])
+    line = L.interpolate_1d(X, y, (W[0], z[0]), (W[1], z[1]), loss=loss)
+    torch.testing.assert_close(line["alpha"], torch.linspace(-0.25, 1.25, 121, dtype=D))
+    for k in (0, 37, 120):
+        a = line["alpha"][k]
+        mid = ((1 - a) * W[0] + a * W[1])[None], ((1 - a) * z[0] + a * z[1])[None]
+        torch.testing.assert_close(line["loss"][k], L.loss_and_grad(*mid, X, y, loss=loss)[0][0])
+
+
+def test_sweep_rows_count_their_runs():
+    """A sweep row: P/N = d1(d0 + 1)/N, the class fractions and error statistics of its own
+    runs' labels and errors, those runs being train_many on make_data(data, n, d0, seed) with
+    the same seed."""
+    n, d0, seed = 12, 3, 2
+    rows = L.sweep("random", (1, 3), runs=5, n=n, d0=d0, seed=seed, max_steps=150, loss_floor=0.3)
+    X, y = L.make_data("random", n, d0, seed)
+    for row, d1 in zip(rows, (1, 3)):
+        assert row["d1"] == d1 and row["P/N"] == d1 * (d0 + 1) / n and row["runs"] == 5
+        for label in L.LABELS:
+            assert row[f"frac_{label}"] == row["labels"].count(label) / 5
+        errors = row["errors"]
+        assert row["mean_error"] == pytest.approx(sum(errors) / 5)
+        assert row["frac_nonzero_error"] == sum(e > 0 for e in errors) / 5
+        again = L.train_many(X, y, d1, 5, seed=seed, max_steps=150, loss_floor=0.3,
+                             classify_endpoints=False)
+        assert again.error.tolist() == errors
+        assert row["mean_steps"] == pytest.approx(again.steps.double().mean().item())
+
+
+def test_example_slices_take_the_run_with_the_highest_error():
+    n, d0 = 12, 3
+    out = L.example_slices(n, d0, (1, 4), seed=1, max_steps=60)
+    X, y = L.make_data("random", n, d0, 1)
+    for d1 in (1, 4):
+        e = L.train_many(X, y, d1, 8, seed=1, max_steps=60, classify_endpoints=False)
+        ex = out[f"d1={d1}"]
+        assert ex["error"] == e.error.max().item() and ex["P/N"] == d1 * (d0 + 1) / n
+        r = int(torch.argmax(e.error))
+        torch.testing.assert_close(ex["line"]["loss"][[20, 100]],  # α = 0 and α = 1
+                                   L.loss_and_grad(torch.stack([e.W0[r], e.W[r]]),
+                                                   torch.stack([e.z0[r], e.z[r]]), X, y)[0])
+
+
+def test_markdown_table_separator_and_number_format():
+    """A separator cell per column; integers without decimals, other numbers to 3 decimals
+    with trailing zeros dropped, those below 1e-3 to 3 significant digits."""
+    rows = [{"a": 5.0, "b": 2 / 3, "c": 0.25}, {"a": 1.234e-4, "b": 4e-4, "c": 0.00456}]
+    lines = L.markdown_table(rows, columns=("a", "b", "c")).splitlines()
+    assert lines[:2] == ["| a | b | c |", "|---|---|---|"]
+    assert lines[2:] == ["| 5 | 0.667 | 0.25 |", "| 0.000123 | 0.0004 | 0.005 |"]
