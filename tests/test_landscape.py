@@ -750,7 +750,8 @@ def test_slices_check_their_points():
     (1e-3, 2e-3, 1.0, 1.0, "not_converged"),   # stalled, but farther than stall_kink_tol
 ])
 def test_classify_thresholds_follow_the_docstring(grad, kink, lam_min, lam_max, label):
-    """classify's boundaries: ‖∇L‖ ≤ grad_tol, kink < kink_tol, λ_min < −psd_tol·max(1, |λ_max|), stall_kink_tol."""
+    """classify's boundaries: ‖∇L‖ ≤ grad_tol, kink < kink_tol, λ_min < −psd_tol·max(1, |λ_max|),
+    stall_kink_tol."""
     one = torch.ones(1, dtype=D)
     assert L.classify(0.25 * one, 0.3 * one, grad * one, kink * one, lam_min * one,
                       lam_max * one) == [label]
@@ -874,7 +875,7 @@ def test_a_run_at_the_loss_floor_stops_as_floor_even_at_a_small_gradient():
     torch.testing.assert_close(e.W, e.W0, atol=0, rtol=0)
 
 
-# --------------------------------------------------------------------------- slices and sweep rows, value by value
+# ------------------------------------------------------------- slices and sweep rows, value by value
 
 @pytest.mark.parametrize("loss", ["quadratic", "logistic"])
 def test_slice_and_line_values_are_the_losses_at_their_points(loss):

@@ -470,7 +470,8 @@ def test_kkt_residuals_measure_each_condition_independently():
 
 
 def test_full_batch_sgd_on_the_exponential_loss_is_gd():
-    """sgd with batch_size = n takes the full-batch step w += (η/n) Σ e^{−z_nᵀw} z_n of the exponential loss."""
+    """sgd with batch_size = n takes the full-batch step w += (η/n) Σ e^{−z_nᵀw} z_n of the
+    exponential loss."""
     X, y = separable(n=12, d=3, seed=2)
     r = M.gradient_descent(X, y, loss="exponential", optimizer="sgd", batch_size=12, steps=50,
                            lr=0.05, record=[50])

@@ -99,7 +99,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ub = "signed-integer-overflow,alignment"
     builds = [("address," + ub, ["-fsanitize=address," + ub, "-fno-sanitize-recover=all"]),
               (ub, ["-fsanitize=" + ub, "-fno-sanitize-recover=all"]), ("", [])]
-    for sanitizers, flags in builds:
+    for sanitizers, flags in builds:  # noqa: B007 (`sanitizers` names the build the loop ends on)
         done = subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing", *flags,
                                "-x", "c++", str(EMU / "main.cpp"), "-o", str(exe)],
                               capture_output=True, text=True)
@@ -132,8 +132,8 @@ def test_emulator_traps_out_of_bounds_accesses(emulator: Path) -> None:
     have it, and main.cpp's buffers must end where the data ends (they had 2 elements of slack)."""
     if "address" not in EMU_SANITIZERS:
         pytest.skip("g++ without AddressSanitizer (libasan): out-of-bounds accesses go unseen")
-    done = subprocess.run([str(emulator), "emu_read_past", "5"], input=bytes(4 * 5),
-                          capture_output=True, timeout=60, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
+    done = subprocess.run([str(emulator), "emu_read_past", "5"], input=bytes(4 * 5), capture_output=True,
+                          timeout=60, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
     assert done.returncode != 0 and b"heap-buffer-overflow" in done.stderr, done.stderr[-2000:]
 
 
