@@ -347,3 +347,18 @@ def test_kernel_channels_are_polled_in_short_slices():
     with pytest.raises(Empty):
         asyncio.run(_sliced_get_msg(never, slice_s=0.01)(timeout=0.05))
     assert 0.05 <= time.monotonic() - t0 < 1.0
+
+
+@pytest.mark.parametrize("module", ["analysis.binarized", "analysis.clipping.ptq",
+                                    "analysis.diffusion.large_batch", "analysis.margin.common",
+                                    "analysis.landscape.experiment"])
+def test_lesson_settings_give_a_copy_of_each_modes_sizes(module):
+    """lesson_settings(fast) is SETTINGS["fast"] or SETTINGS["normal"], two different size sets,
+    as a copy: a lesson that changes its dict leaves the next call's sizes alone."""
+    import importlib
+
+    m = importlib.import_module(module)
+    fast, normal = m.lesson_settings(True), m.lesson_settings(False)
+    assert fast == m.SETTINGS["fast"] and normal == m.SETTINGS["normal"] and fast != normal
+    fast["changed"] = True
+    assert "changed" not in m.lesson_settings(True)
