@@ -225,6 +225,8 @@ def test_diverged_runs_are_not_converged_not_global(exact_max):
     e = L.train_many(X, y, 4, 8, **kw)
     diverged = ~e.loss.isfinite()
     assert 0 < diverged.sum() < 8
+    assert [r == "diverged" for r in e.reason] == diverged.tolist()  # stopped there, not at the cap
+    assert (e.steps[diverged] < 300).all()
     assert (e.error[diverged] == 1).all()
     assert [lab for lab, d in zip(e.label, diverged) if d] == ["not_converged"] * diverged.sum()
     assert e.lam_min[diverged].isnan().all() and e.lam_max[diverged].isnan().all()
@@ -800,13 +802,16 @@ def _one_training(X, y, W0, z0, optimizer, lr, max_steps, grad_tol, loss_floor, 
     every `window` steps multiply the rate by lr_decay unless L fell by the fraction
     plateau_tol since the window began (at step 1 for the first), and stop once the rate is
     below min_lr ("plateau"); else one Adam (β = 0.9, 0.999, bias-corrected; ε = 1e-12 as in
-    the code) or gradient-descent update. After max_steps updates: "cap"."""
+    the code) or gradient-descent update. After max_steps updates: "cap". Weights that are no
+    longer finite stop the run at once ("diverged")."""
     W, z = W0.clone()[None], z0.clone()[None]
     m, v = [torch.zeros_like(W), torch.zeros_like(z)], [torch.zeros_like(W), torch.zeros_like(z)]
     rate, ref = lr, None
     for t in range(1, max_steps + 1):
         loss, _, gW, gz = L.loss_and_grad(W, z, X, y)
         loss, gnorm = loss.item(), math.sqrt(gW.pow(2).sum().item() + gz.pow(2).sum().item())
+        if not (W.isfinite().all() and z.isfinite().all()):
+            return W[0], z[0], t - 1, "diverged"
         if loss <= loss_floor:
             return W[0], z[0], t - 1, "floor"
         if gnorm <= grad_tol:
@@ -840,9 +845,10 @@ def _one_training(X, y, W0, z0, optimizer, lr, max_steps, grad_tol, loss_floor, 
     dict(width=2, max_steps=600, window=20, plateau_tol=0.5, lr_decay=0.5),
     # gradient descent, its default lr 0.5: plateau and cap
     dict(width=2, optimizer="gd", max_steps=500, window=30, plateau_tol=0.01, grad_tol=2e-3),
-    # gradient descent at a given lr down to a loss floor (at the default 0.5 one run of
-    # these diverges: its NaN loss never counts as a plateau, so it runs to the cap)
+    # gradient descent at a given lr down to a loss floor
     dict(width=12, optimizer="gd", lr=0.2, max_steps=2000, loss_floor=1e-2, window=100),
+    # the same at GD's default 0.5: one run diverges and stops there (it ran to the cap on NaN)
+    dict(width=12, optimizer="gd", max_steps=2000, loss_floor=1e-2, window=100),
 ])
 def test_train_many_follows_its_stopping_rules_step_by_step(options):
     """Each run of the batch ends where, why and with the weights that a one-net loop written
@@ -861,8 +867,8 @@ def test_train_many_follows_its_stopping_rules_step_by_step(options):
     for r in range(4):
         W, z, steps, reason = _one_training(X, y, e.W0[r], e.z0[r], **rules)
         assert (int(e.steps[r]), e.reason[r]) == (steps, reason)
-        torch.testing.assert_close(e.W[r], W, atol=1e-10, rtol=1e-8)
-        torch.testing.assert_close(e.z[r], z, atol=1e-10, rtol=1e-8)
+        torch.testing.assert_close(e.W[r], W, atol=1e-10, rtol=1e-8, equal_nan=True)
+        torch.testing.assert_close(e.z[r], z, atol=1e-10, rtol=1e-8, equal_nan=True)
 
 
 def test_a_run_at_the_loss_floor_stops_as_floor_even_at_a_small_gradient():

@@ -60,7 +60,8 @@ class Endpoints:
 
     W, z: final weights (R, d1, d0), (R, d1); W0, z0: initial weights; loss, error,
     grad_norm: (R,); steps: updates made (R,); reason: why each run stopped ("gradient",
-    "floor", "plateau", "cap"); pattern: activation pattern 1[w_j·x_n > 0] (R, N, d1) bool;
+    "floor", "plateau", "cap", or "diverged": weights not finite); pattern: activation pattern
+    1[w_j·x_n > 0] (R, N, d1) bool;
     kink: min over n, j of |w_j·x_n| / (‖w_j‖‖x_n‖) (R,); rank: rank of the pattern's design
     matrix G (R,); lam_min, lam_max: extreme Hessian eigenvalues (R,) (NaN if not computed);
     label: one of LABELS per run.

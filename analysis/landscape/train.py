@@ -56,7 +56,8 @@ def train_many(X: Tensor, y: Tensor, width: int, runs: int, *, activation: str =
     learning rate, multiplied by lr_decay when its loss fell by less than a fraction
     plateau_tol over `window` steps. A run stops (and is frozen) when ‖∇L‖ ≤ grad_tol
     ("gradient"), L ≤ loss_floor ("floor"), its learning rate fell below min_lr (default
-    lr·1e-4; "plateau"), or after max_steps updates ("cap"). Runs never interact, so run r
+    lr·1e-4; "plateau"), when its weights are no longer finite ("diverged"), or after
+    max_steps updates ("cap"). Runs never interact, so run r
     equals a single training with seed + r (or with init (W0[r:r+1], z0[r:r+1])).
     spectra: "all" gives λ_min, λ_max of ∇²L for every run; "needed" only for the runs whose
     class depends on them (`needs_curvature`: critical points with nonzero error, off the
@@ -160,7 +161,8 @@ def _optimize(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float, loss: st
             grad = torch.cat([gW.flatten(1), gz], dim=1)
             gnorm = torch.linalg.vector_norm(grad, dim=1)
             done_grad, done_floor = gnorm <= grad_tol, L <= loss_floor
-            stop = done_grad | done_floor
+            diverged = ~theta.isfinite().all(1)  # they stay so: computing on to the cap changes nothing
+            stop = done_grad | done_floor | diverged
             if t % window == 0:
                 rate = torch.where(L > ref * (1 - plateau_tol), rate * lr_decay, rate)
                 ref = L
@@ -169,8 +171,8 @@ def _optimize(W: Tensor, z: Tensor, X: Tensor, y: Tensor, slope: float, loss: st
                 ref = L
             if stop.any():
                 for j in torch.nonzero(stop).flatten().tolist():
-                    reason[int(ids[j])] = ("floor" if done_floor[j] else
-                                           "gradient" if done_grad[j] else "plateau")
+                    reason[int(ids[j])] = ("diverged" if diverged[j] else "floor" if done_floor[j]
+                                           else "gradient" if done_grad[j] else "plateau")
                 final[ids[stop]] = theta[stop]
                 steps[ids[stop]] = t - 1  # updates made before step t
                 keep = ~stop
