@@ -694,7 +694,7 @@ def dashboards(argv: list[str]) -> int:
     for name in names:
         # outside a notebook plt.show() is a no-op that says so, and the Output widget's
         # clear_output writes terminal escapes: keep both off the table
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) as shown:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.filterwarnings("ignore", message=".*non-interactive.*")
             t0 = time.perf_counter()
             box = built[name]()
@@ -714,7 +714,6 @@ def dashboards(argv: list[str]) -> int:
                              "seconds": t_move, "draw_seconds": t_draw, "build_seconds": t_build})
                 print(f"{name:18s} {control_name:18s} {t_move:11.3f} s {t_draw:9.3f} s",
                       file=table, flush=True)
-        shown.close()
     times = sorted(r["seconds"] for r in rows)
     if times:
         print(f"{len(times)} moves: median {statistics.median(times):.3f} s, slowest {times[-1]:.3f} s "

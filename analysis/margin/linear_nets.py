@@ -326,10 +326,11 @@ def fourier_bias(depths: Sequence[int] = (1, 2, 3), d: int = 16, n: int = 6,
                     sparsity.setdefault(("bridge", L), []).append(fourier_sparsity(bridge))
                     angle_bridge.setdefault(L, []).append(
                         float(np.degrees(angle_between(beta, bridge))))
-                    separates = np.min(y * (X @ beta)) > 0  # else its objective is not defined
-                    excess.setdefault(L, []).append(
-                        bridge_objective(X, y, beta, L) / bridge_objective(X, y, bridge, L) - 1
-                        if separates else math.inf)
+                    try:
+                        gap = bridge_objective(X, y, beta, L) / bridge_objective(X, y, bridge, L) - 1
+                    except ValueError:  # GD's β does not separate: its objective is not defined
+                        gap = math.inf
+                    excess.setdefault(L, []).append(gap)
     return FourierBias(tuple(depths), sparsity, angle_svm, angle_bridge,
                        {"d": d, "n": n, "seeds": list(seeds), "steps": steps, "lr": lr,
                         "init_scale": init_scale}, excess)
