@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -120,6 +121,57 @@ def test_bench_on_the_cpu_says_what_it_skips_and_why(bench, sizes, capsys):
     assert main(["bench", bench, "--device", "cpu", "--repeat", "1", *sizes]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("CPU run (--device cpu): ") and "skipped: the CUDA kernels" in first
+
+
+def _bench_json(tmp_path, name: str, *args: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    assert main(["bench", name, *args, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == name and result["machine"]["threads"] >= 1
+    return result
+
+
+def test_bench_train_ratio_is_binarized_over_float(tmp_path, capsys):
+    r = _bench_json(tmp_path, "train", "--width", "16", "--depth", "1", "--batch-size", "8",
+                    "--repeat", "2")
+    assert (r["width"], r["depth"], r["batch_size"]) == (16, 1, 8)
+    assert set(r["seconds"]) == {"bnn-mlp", "mlp"} and min(r["seconds"].values()) > 0
+    assert r["ratio"] == pytest.approx(r["seconds"]["bnn-mlp"] / r["seconds"]["mlp"])
+    assert f"ratio binarized / float: {r['ratio']:.2f}x" in capsys.readouterr().out
+
+
+def test_bench_margin_reports_the_angle_falling_and_its_fit(tmp_path):
+    r = _bench_json(tmp_path, "margin", "--n", "20", "--d", "5", "--steps", "20000", "--short", "50",
+                    "--repeat", "1")
+    per = r["seconds_per_iteration"]
+    assert r["ratio_naive_over_vectorized"] == pytest.approx(per["naive loop"] / per["vectorized"])
+    times = sorted(r["angle_deg"], key=int)  # the log-grid records nearest t = 100 and 10^4
+    assert [round(math.log10(int(t)), 1) for t in times] == [2.0, 4.0]
+    angles = [r["angle_deg"][t] for t in times]
+    assert 0 < angles[1] < angles[0] < 90  # GD turns toward the SVM direction
+    fit = r["fit"]
+    assert fit["slope"] > 0 and 0 < fit["r2"] <= 1 and fit["t_max"] == 20000
+
+
+def test_bench_diffusion_overheads_follow_from_its_times(tmp_path):
+    from analysis.diffusion import record_points
+
+    r = _bench_json(tmp_path, "diffusion", "--width", "16", "--depth", "1", "--batch-size", "8",
+                    "--repeat", "5", "--updates", "1000")
+    s = r["seconds"]
+    assert r["parameters"] == 784 * 16 + 2 * 16 + 16 * 10 + 2 * 10  # weights (no bias), BN γ and β
+    assert r["overhead_every_update"] == pytest.approx(s["step+record"] / s["step"] - 1)
+    assert r["overhead_per_record"] == pytest.approx(s["record"] / s["step"])
+    assert r["auto_records"] == len(record_points(1000)) < 1000
+    assert r["overhead_auto"] == pytest.approx(r["overhead_per_record"] * r["auto_records"] / 1000)
+
+
+def test_bench_widgets_times_the_clipping_callback_and_the_draw(tmp_path):
+    r = _bench_json(tmp_path, "widgets", "--n", "2000", "--repeat", "2")
+    s = r["seconds"]
+    assert r["widget"] == "clipping" and r["n"] == 2000 and r["setup_seconds"] > 0
+    assert set(s) == {"callback_bits", "callback_clip", "draw"} and min(s.values()) > 0
+    assert r["ratio"] == pytest.approx(s["callback_bits"] / s["draw"])
 
 
 @pytest.mark.parametrize("args, message", [
