@@ -657,8 +657,13 @@ def _another_value(control):
     if isinstance(control, W.Text):
         flip = {"+": "-", "-": "+"}
         return flip.get(control.value[:1], "+") + control.value[1:]
+    if control.min == control.max:
+        raise ValueError(f"{control.description or 'the slider'} has one value ({control.max}): "
+                         "it cannot move")
     up = control.value + control.step
-    return up if up <= control.max else control.value - control.step
+    if up <= control.max + control.step / 2:  # 0.2 + 0.1 is just above a top of 0.3
+        return min(up, control.max)
+    return control.value - control.step
 
 
 def dashboards(argv: list[str]) -> int:

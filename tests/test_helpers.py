@@ -56,6 +56,16 @@ def test_another_value_steps_a_slider_up_onto_its_top():
 
     assert bench._another_value(W.IntSlider(value=7, min=1, max=8)) == 8
     assert bench._another_value(W.FloatSlider(value=1.75, min=0.0, max=2.0, step=0.25)) == 2.0
+    # float rounding: 0.2 + 0.1 = 0.30000000000000004 is the top, not past it
+    assert bench._another_value(W.FloatSlider(value=0.2, min=0.0, max=0.3, step=0.1)) == 0.3
+    assert bench._another_value(W.IntSlider(value=8, min=1, max=8)) == 7
+
+
+def test_another_value_refuses_a_slider_that_cannot_move():
+    import ipywidgets as W
+
+    with pytest.raises(ValueError, match="n has one value"):
+        bench._another_value(W.IntSlider(value=3, min=3, max=3, description="n"))
 
 
 def make_lessons(folder, *stems):
