@@ -224,7 +224,7 @@ def experiment_cli(argv: list[str]) -> int:
                     "scaling, Ghost BN and regime adaptation added; test error, updates and weight "
                     "diffusion of each. Writes results.json, table.md and figures to --out. "
                     "Interrupted (Ctrl-C), the same command goes on from the last finished config.")
-    p.add_argument("--fast", action="store_true", help="smaller net, fewer epochs (about a minute)")
+    p.add_argument("--fast", action="store_true", help="smaller net, fewer epochs (1–2 minutes on 2 cores)")
     p.add_argument("--out", type=out_folder_arg, default="runs/large-batch", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="initialization and data order (default %(default)s)")
     p.add_argument("--epochs", type=count_arg(), default=None, help="epochs of the small batch run")

@@ -1,5 +1,6 @@
-"""The random-walk picture: a walk on a flat landscape spreads like √t, one on a random
-potential (Sinai's walk) like (log t)², the "ultra-slow diffusion" of Hoffer et al. §3."""
+"""The random-walk picture of Hoffer et al. §3: a walk on a flat landscape spreads like √t,
+one on a random potential (Sinai's walk) like (log t)², an "ultra-slow diffusion". The paper's
+claim for the weights, ‖w_t − w_0‖ ~ log t, is the same kind of slowness, not this exponent."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def random_walk(steps: int, potential: str = "flat", walkers: int = 200, bias: f
     potential="flat": each step ±1 with probability ½, d(t) = √t. potential="random": Sinai's
     walk in a random environment: at site x the walker steps right with probability
     ½ + bias·ξ_x, ξ_x = ±1 frozen at random; it gets trapped in ever deeper valleys of the
-    random potential and d(t) grows like (log t)² ("ultra-slow diffusion", Hoffer et al. §3).
+    random potential and d(t) grows like (log t)² (Sinai's law: the "ultra-slow diffusion" picture
+    of Hoffer et al. §3, whose claim for the weights is ~ log t).
     """
     steps, walkers = check_count("steps", steps), check_count("walkers", walkers)
     if potential not in ("flat", "random"):
