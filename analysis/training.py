@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +98,14 @@ def learning_rate(epoch: int, epochs: int, lr: float, schedule: str = "constant"
     if schedule == "step":
         return lr * gamma ** sum(epoch >= m for m in milestones)
     raise ValueError(f"unknown schedule {schedule!r}: use 'constant', 'exp' or 'step'")
+
+
+def resumed_exp(last_lr: float, done: int, epochs: int, lr_final: float) -> Callable[[int], float]:
+    """The "exp" schedule of a run resumed with a new total of `epochs` after `done` epochs, the
+    last at `last_lr`: it decays on from there to lr_final at the new last epoch. Spread anew
+    over the new total, the decay would jump: a finished 20-epoch run (ending at η_final) taken
+    to 30 epochs would go back up to η·(η_final/η)^(20/29) ≈ 2·η_final for η_final = η/10."""
+    return lambda epoch: learning_rate(epoch - done + 1, epochs - done + 1, last_lr, "exp", lr_final)
 
 
 def large_batch_recipe(batch_size: int, base_batch_size: int, lr: float, epochs: int,
@@ -233,7 +241,16 @@ def _check_data(data, name: str, model: nn.Module) -> tuple[Tensor, Tensor]:
     if y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise ValueError(f"{name}: y must be a 1-D tensor of integer class labels, "
                          f"got {y.dtype} of shape {tuple(y.shape)}")
+    if int(y.min()) < 0:
+        raise ValueError(f"{name}: y must hold class labels 0, 1, …, got {int(y.min())} "
+                         "(±1 labels? use (y + 1) // 2)")
     return X, y.long()  # int32 or uint8 labels too: cross-entropy and scatter_ need int64
+
+
+def _check_rate(name: str, value) -> None:
+    """A learning rate: a number ≥ 0 (0 trains nothing, which measures a loss as it is)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name} must be a number ≥ 0, got {value!r}")
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -346,7 +363,9 @@ def fit(
     "constant". base_batch_size + lr_scaling / regime_adaptation: the large-batch recipes
     (see `large_batch_recipe`). grad_clip: clip the global gradient norm to this value.
     run_dir: write metrics.json/csv and checkpoint.pt after each epoch; resume=True continues
-    from the checkpoint there.
+    from the checkpoint there, up to a total of `epochs`. With the total it was started with,
+    the run goes on as if never stopped; with another total, an "exp" decay goes on from the
+    last rate used down to lr_final (`resumed_exp`).
     """
     X, y = _check_data(train_data, "train_data", model)
     if test_data is not None:
@@ -356,6 +375,9 @@ def fit(
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be None or a positive gradient norm, got {grad_clip!r}")
     loss_fn = _loss_fn(loss)
+    _check_rate("lr", lr)
+    if lr_final is not None:
+        _check_rate("lr_final", lr_final)
     if base_batch_size is not None:
         if lr_final is not None:  # lr_scaling scales the whole schedule, its end included
             lr_final = large_batch_recipe(batch_size, base_batch_size, lr_final, 1, (), lr_scaling)[0]
@@ -368,6 +390,9 @@ def fit(
     if schedule is None:
         schedule = "exp" if lr_final is not None else "step" if milestones else "constant"
     learning_rate(0, epochs, lr, schedule, lr_final, milestones, gamma)  # validates early
+
+    def rate(epoch: int) -> float:
+        return learning_rate(epoch, epochs, lr, schedule, lr_final, milestones, gamma)
 
     set_seed(seed)
     model.to(device)
@@ -384,6 +409,8 @@ def fit(
             opt.load_state_dict(ckpt["optimizer"])
             state.epoch, state.step = ckpt["epoch"], ckpt["step"]
             history.epochs = list(ckpt["history"])
+            if schedule == "exp" and history.epochs and ckpt.get("epochs", epochs) != epochs:
+                rate = resumed_exp(history.epochs[-1]["lr"], state.epoch, epochs, lr_final)
             torch.set_rng_state(ckpt["torch_rng"])
             for i, rng in enumerate(ckpt.get("cuda_rng", [])[:torch.cuda.device_count()]):
                 torch.cuda.set_rng_state(rng, i)
@@ -396,7 +423,7 @@ def fit(
               disable=not show, leave=False) as bar:
         for epoch in bar:
             t0 = time.perf_counter()
-            eta = learning_rate(epoch, epochs, lr, schedule, lr_final, milestones, gamma)
+            eta = rate(epoch)
             for group in opt.param_groups:
                 group["lr"] = eta
             order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
@@ -417,7 +444,7 @@ def fit(
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith("error")})
             _call(callbacks, "on_epoch_end", state)
             if state.run_dir is not None:
-                save_checkpoint(state.run_dir / CHECKPOINT, state)
+                save_checkpoint(state.run_dir / CHECKPOINT, state, {"epochs": epochs})
                 history.save(state.run_dir)
     _call(callbacks, "on_train_end", state)
     return history
@@ -438,7 +465,9 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--model", default="bnn-mlp", help="one of: " + ", ".join(models.MODELS))
     p.add_argument("--dataset", default="mnist5k", help="one of: " + ", ".join(data.DATASETS))
     # numbers checked as they are read, not by fit: its error would come after config.json is written
-    p.add_argument("--epochs", type=count_arg(), default=None, help="default 20; with --resume: a new total")
+    p.add_argument("--epochs", type=count_arg(), default=None,
+                   help="default 20; with --resume: a new total (a decaying lr goes on from its last "
+                        "value down to --lr-final over the epochs left)")
     p.add_argument("--batch-size", type=count_arg(), default=100,
                    help="examples per update (default %(default)s)")
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="default %(default)s")

@@ -170,8 +170,14 @@ def test_bad_inputs_are_clear_errors():
         fit(small(), blobs(), grad_clip=-1.0)
     with pytest.raises(ValueError, match="grad_clip must be None or a positive"):
         fit(small(), blobs(), grad_clip=0)
-    with pytest.raises(ValueError, match="needs lr > 0 and lr_final > 0"):
+    with pytest.raises(ValueError, match="lr_final must be a number ≥ 0, got -0.001"):
         fit(small(), blobs(), epochs=2, lr_final=-1e-3)
+    with pytest.raises(ValueError, match="needs lr > 0 and lr_final > 0"):
+        fit(small(), blobs(), epochs=2, lr_final=0.0)
+    with pytest.raises(ValueError, match="lr must be a number ≥ 0, got '3e-3'"):  # was torch's
+        fit(small(), blobs(), lr="3e-3")  # TypeError from inside Adam
+    with pytest.raises(ValueError, match="train_data: y must hold class labels 0, 1, …, got -1"):
+        fit(small(), (blobs()[0], blobs()[1] * 2 - 1))  # ±1 labels: was an IndexError in torch
     with pytest.raises(ValueError, match="epochs must be a positive integer, got 2.5"):
         fit(small(), blobs(), epochs=2.5)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
@@ -337,6 +343,33 @@ def test_each_epoch_is_a_new_permutation_in_full_batches():
     for e in epochs:
         assert len(e) == 40 and len(set(e)) == 40
     assert epochs[0] != epochs[1]
+
+
+def test_a_resumed_exp_decay_goes_on_from_its_last_rate(tmp_path):
+    """--resume with a new total: the decay goes on from the last rate to lr_final. It was spread
+    anew over the new total: a finished run taken from 4 to 6 epochs went back up from η_final
+    = 1e-3 to 1.6e-3. With the total it was started with, the run's rates are unchanged."""
+    kw = dict(lr=1e-2, lr_final=1e-3, progress=False)
+    fit(small(), blobs(), epochs=4, run_dir=tmp_path / "done", **kw)
+    more = fit(small(), blobs(), epochs=6, run_dir=tmp_path / "done", resume=True, **kw)
+    assert more["lr"][4:] == [1e-3, 1e-3]  # a finished decay stays at its end
+
+    class StopAfter2:  # in the third epoch, after the second's checkpoint
+        def on_step_end(self, state):
+            if state.epoch == 2:
+                raise KeyboardInterrupt
+
+    for total in (6, 4):
+        with pytest.raises(KeyboardInterrupt):
+            fit(small(), blobs(), epochs=6, run_dir=tmp_path / f"cut{total}", callbacks=[StopAfter2()], **kw)
+        resumed = fit(small(), blobs(), epochs=total, run_dir=tmp_path / f"cut{total}", resume=True, **kw)
+        planned = [learning_rate(e, 6, 1e-2, "exp", 1e-3) for e in range(6)]
+        if total == 6:
+            assert resumed["lr"] == planned
+        else:  # from epoch 2's rate down to 1e-3 in two steps of the same ratio
+            assert resumed["lr"][:2] == planned[:2]
+            assert resumed["lr"][2:] == pytest.approx([planned[1] * (1e-3 / planned[1]) ** (k / 2)
+                                                       for k in (1, 2)], rel=1e-12)
 
 
 def test_resume_restores_the_rng_of_dropout(tmp_path):
