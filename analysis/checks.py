@@ -4,6 +4,7 @@ and the argparse types of the command line's numbers and paths.
     width = check_count("width", width)            # 16 → 16; 2.5, True, 0, "16" → ValueError
     depth = check_count("depth", depth, minimum=0)
     check_choice("loss", loss, ("logistic", "exp"))  # anything else → ValueError naming both
+    x = check_is_tensor("x", x)                    # a numpy array, a list → TypeError naming x
 
     p.add_argument("--runs", type=count_arg(), default=100)   # "0" → argument --runs: must be >= 1, got 0
     p.add_argument("--lr", type=positive_arg, default=None)   # "-0.1", "0", "nan", "inf" → refused
@@ -24,7 +25,9 @@ import numbers
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["check_count", "check_choice", "count_arg", "positive_arg", "out_folder_arg",
+import torch
+
+__all__ = ["check_count", "check_choice", "check_is_tensor", "count_arg", "positive_arg", "out_folder_arg",
            "json_path_arg"]
 
 
@@ -40,6 +43,14 @@ def check_choice(name: str, value, choices) -> None:
     """A ValueError that lists `choices` unless `value` is one of them."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_is_tensor(name: str, value):
+    """`value` when it is a torch.Tensor; else a TypeError that names it (a numpy array would
+    fail deep inside torch, on a missing attribute)."""
+    if not torch.is_tensor(value):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
 
 
 def count_arg(minimum: int = 1) -> Callable[[str], int]:

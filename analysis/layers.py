@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from scipy import linalg, special
 from torch import Tensor, nn
 
-from analysis.checks import check_count
+from analysis.checks import check_count, check_is_tensor
 from analysis.quant import Quantizer, as_quantizer
 
 __all__ = [
@@ -55,8 +55,8 @@ class _Quantized:
     clip_weights: bool
 
     def _setup_quantizers(self, kernel_quantizer, input_quantizer, clip_weights: bool | None) -> None:
-        self.kernel_quantizer = as_quantizer(kernel_quantizer)
-        self.input_quantizer = as_quantizer(input_quantizer)
+        self.kernel_quantizer = as_quantizer(kernel_quantizer, "kernel_quantizer")
+        self.input_quantizer = as_quantizer(input_quantizer, "input_quantizer")
         # by default latent weights are clipped exactly when they are quantized
         self.clip_weights = self.kernel_quantizer is not None if clip_weights is None else clip_weights
         self.record_operands = False  # set by `quantized_operands` to inspect what is multiplied
@@ -198,6 +198,15 @@ def layer_inputs(model: nn.Module, layers: dict[str, nn.Module], X: Tensor,
 
 # --- batch-norm variants ---------------------------------------------------------------
 
+def _check_input(module: nn.Module, x: Tensor) -> None:
+    """Torch's check of x's number of dimensions, then of its channels: a wrong channel count
+    failed deep inside, on tensor sizes that do not match."""
+    module._check_input_dim(x)
+    if x.shape[1] != module.num_features:
+        raise ValueError(f"{type(module).__name__} expected {module.num_features} channels "
+                         f"(num_features), got input with {x.shape[1]}: shape {tuple(x.shape)}")
+
+
 def _check_values_per_channel(module: nn.Module, x: Tensor, n: int, where: str = "") -> None:
     """Refuse, as torch's batch-norm does, to normalize n = 1 value per channel with batch
     statistics: x − μ is 0, and the output would be β whatever the input."""
@@ -227,7 +236,7 @@ class _GhostBatchNorm:
         self.ghost_size = check_count("ghost_size", ghost_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        self._check_input_dim(x)
+        _check_input(self, x)
         shape = [1, -1] + [1] * (x.dim() - 2)
         tracking = self.running_mean is not None
         if not self.training and tracking:
@@ -295,6 +304,7 @@ class _CheapScaleBatchNorm:
         return self
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_input(self, x)
         tracking = self.running_mean is not None
         if not self.training and tracking:
             if x.dtype == self.running_var.dtype:
@@ -304,7 +314,6 @@ class _CheapScaleBatchNorm:
             weight, bias = (self.weight.float(), self.bias.float()) if self.affine else (None, None)
             return F.batch_norm(x, self.running_mean, self.running_var, weight, bias, False, 0.0,
                                 self.eps)
-        self._check_input_dim(x)
         dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
         if x.shape[0] == 0:  # as torch's batch-norm: nothing to normalize, statistics untouched
             return x * self.weight.view(shape) + self.bias.view(shape) if self.affine else x
@@ -451,6 +460,10 @@ class FixedClassifier(nn.Module):
         self.scale = nn.Parameter(torch.tensor(float(scale)))
 
     def forward(self, x: Tensor) -> Tensor:
+        n = self.weight.shape[1]
+        if check_is_tensor("x", x).dim() != 2 or x.shape[1] != n:
+            raise ValueError(f"x must be (B, in_features) = (B, {n}) features, got shape "
+                             f"{tuple(x.shape)}")
         return self.scale * F.normalize(x, dim=1) @ self.weight.T
 
     def extra_repr(self) -> str:

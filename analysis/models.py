@@ -48,8 +48,8 @@ def _quantizers(kind: str, bits_w: int, bits_a: int):
     if kind == "bnn":
         return "sign_weights", "sign"
     if kind == "qnn":
-        check_bits(bits_w)
-        check_bits(bits_a)
+        check_bits(bits_w, "bits_w")
+        check_bits(bits_a, "bits_a")
         kq = "sign_weights" if bits_w == 1 else UniformQuantizer(bits_w, clip=1.0)
         aq = "sign" if bits_a == 1 else UniformQuantizer(bits_a, clip=1.0)
         return kq, aq

@@ -23,6 +23,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from analysis.checks import check_is_tensor
+
 __all__ = [
     "sign",
     "sign_ste",
@@ -38,13 +40,14 @@ __all__ = [
 MAX_BITS = 16
 
 
-def check_bits(bits: int) -> int:
-    """Return `bits` as an int, or raise a ValueError a person can act on."""
+def check_bits(bits: int, name: str = "bits") -> int:
+    """Return `bits` as an int, or raise a ValueError a person can act on, naming the argument
+    `name` (bits_w, kernel_quantizer…)."""
     if isinstance(bits, bool) or not isinstance(bits, numbers.Real) or not float(bits).is_integer():
-        raise ValueError(f"bits must be an integer in 1..{MAX_BITS}, got {bits!r}")
+        raise ValueError(f"{name} must be an integer in 1..{MAX_BITS}, got {bits!r}")
     bits = int(bits)
     if not 1 <= bits <= MAX_BITS:
-        raise ValueError(f"bits must be in 1..{MAX_BITS}, got {bits}")
+        raise ValueError(f"{name} must be in 1..{MAX_BITS}, got {bits}")
     return bits
 
 
@@ -53,7 +56,7 @@ def sign(x: Tensor) -> Tensor:
 
     sign(NaN) = NaN: a diverged layer shows up in the loss instead of binarizing to +1.
     """
-    if not x.is_floating_point():
+    if not check_is_tensor("x", x).is_floating_point():
         x = x.float()  # the in-place + ½ below needs a float tensor
     # sign(sign(x) + ½) sends 0 to +1 and keeps ±1 (with the NaN check, ~1.7x faster than
     # torch.where on CPU); torch.sign(NaN) is 0, which the + ½ would turn into +1
@@ -86,7 +89,7 @@ def sign_ste(x: Tensor, cancel: bool = True) -> Tensor:
     cancel=False passes ∂L/∂q unchanged: the paper's rule for the weights (Algorithm 1),
     whose latent values are kept in [−1, 1] by clipping, so the mask would be all ones.
     """
-    return _SignSTE.apply(x, cancel)
+    return _SignSTE.apply(check_is_tensor("x", x), cancel)
 
 
 def _uniform_levels(x: Tensor, bits: int, lo: Tensor, hi: Tensor, stochastic: bool,
@@ -139,9 +142,7 @@ def quantize_uniform(
     Backward: straight through inside [lo, hi], zero outside.
     """
     bits = check_bits(bits)
-    if not torch.is_tensor(x):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
+    if not check_is_tensor("x", x).is_floating_point():
         x = x.float()
     # float16/bfloat16 have 11/8 significant bits: the bin index (x − lo)/Δ of 8 bits or more
     # would round to a wrong level (and 2^16 − 1 overflows float16), so compute in float32
@@ -170,15 +171,20 @@ def minmax_range(x: Tensor, symmetric: bool = True, dim: int | None = None) -> t
     symmetric: [−max|x|, max|x|]; asymmetric: [min x, max x]. A zero-width range (a constant
     tensor or slice) is widened to [lo, lo + ε·max(1, |lo|)], ε the dtype's machine epsilon, so
     that the quantizer stays defined: a plain lo + ε rounds back to lo once |lo| ≥ 2. Any other
-    range, however narrow (values of 1e-9, say), is kept as it is.
+    range, however narrow (values of 1e-9, say), is kept as it is. Integer input gives a float
+    range, as it is quantized in float.
     """
-    x = x.detach()
+    x = check_is_tensor("x", x).detach()
+    if dim is not None and not -max(x.dim(), 1) <= dim < max(x.dim(), 1):
+        raise ValueError(f"dim must be in {-max(x.dim(), 1)}..{max(x.dim(), 1) - 1} for a "
+                         f"tensor of shape {tuple(x.shape)}, got {dim}")
+    if x.numel() == 0 and (dim is None or x.shape[dim] > 0):  # no slices along dim: no ranges
+        raise ValueError(f"x of shape {tuple(x.shape)} is empty: it has no min/max range")
+    if not x.is_floating_point():
+        x = x.float()
     if dim is None:
         lo, hi = x.min(), x.max()
     else:
-        if not -max(x.dim(), 1) <= dim < max(x.dim(), 1):
-            raise ValueError(f"dim must be in {-max(x.dim(), 1)}..{max(x.dim(), 1) - 1} for a "
-                             f"tensor of shape {tuple(x.shape)}, got {dim}")
         reduce = [d for d in range(x.dim()) if d != dim % x.dim()]
         # a 1-d tensor's slices are single values; amin(dim=[]) would reduce over all of them
         lo = x.amin(dim=reduce, keepdim=True) if reduce else x.clone()
@@ -186,7 +192,7 @@ def minmax_range(x: Tensor, symmetric: bool = True, dim: int | None = None) -> t
     if symmetric:
         hi = torch.maximum(lo.abs(), hi.abs())
         lo = -hi
-    eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 1e-7
+    eps = torch.finfo(x.dtype).eps
     # only where hi = lo: a floor of lo + ε on every range would stretch a tensor of 1e-9 values
     # 25-fold and leave 8 bits with 17 levels
     hi = torch.where(hi > lo, hi, lo + eps * lo.abs().clamp(min=1))
@@ -248,10 +254,11 @@ class UniformQuantizer:
                 f"symmetric={self.symmetric}, stochastic={self.stochastic}{per_channel})")
 
 
-def as_quantizer(spec: Quantizer | str | int | None) -> Quantizer | None:
+def as_quantizer(spec: Quantizer | str | int | None, name: str = "bits") -> Quantizer | None:
     """Turn a spec into a quantizer: None, "sign" (hard-tanh STE), "sign_weights" (plain STE,
     for clipped latent weights), an integer k, numpy's included (k bits on [−1, 1]; k = 1 is
-    "sign", the levels ±1), or a callable. A bool is not a bit width and is refused."""
+    "sign", the levels ±1), or a callable. A bool is not a bit width and is refused; a bad
+    bit width's error names the argument `name` (kernel_quantizer…)."""
     if spec is None or callable(spec):
         return spec
     if spec in ("sign", "ste_sign"):
@@ -259,6 +266,6 @@ def as_quantizer(spec: Quantizer | str | int | None) -> Quantizer | None:
     if spec == "sign_weights":
         return SignQuantizer(cancel=False)
     if isinstance(spec, numbers.Real) and not isinstance(spec, bool):
-        bits = check_bits(spec)
+        bits = check_bits(spec, name)
         return SignQuantizer() if bits == 1 else UniformQuantizer(bits, clip=1.0)
     raise ValueError(f"unknown quantizer {spec!r}: use None, 'sign', a bit width or a callable")

@@ -110,8 +110,10 @@ def test_unknown_model_and_bad_options_are_clear_errors():
         models.build("resnet")
     with pytest.raises(ValueError, match="bad option for model 'mlp'"):
         models.build("mlp", colour="red")
-    with pytest.raises(ValueError, match="bits must be in 1..16"):
+    with pytest.raises(ValueError, match="bits_w must be in 1..16, got 0"):
         models.build("qnn-mlp", bits_w=0)
+    with pytest.raises(ValueError, match="bits_a must be in 1..16, got 17"):
+        models.build("qnn-cnn", bits_a=17)
     # bits for a model without them were ignored: bnn-mlp with bits_w=2 trained a 1-bit net
     with pytest.raises(ValueError, match="model 'bnn-mlp' takes no bits_w .*k-bit models are qnn"):
         models.build("bnn-mlp", bits_w=2)
@@ -523,3 +525,42 @@ def test_ghost_batchnorm_running_stats_step_once_per_ghost_batch_with_its_moment
     torch.testing.assert_close(ghost.running_mean, reference.running_mean)
     torch.testing.assert_close(ghost.running_var, reference.running_var)
     assert int(ghost.num_batches_tracked) == 3
+
+
+def test_quantized_layers_name_the_quantizer_with_a_bad_bit_width():
+    """Was "bits must be in 1..16, got 0", naming neither argument."""
+    with pytest.raises(ValueError, match="kernel_quantizer must be in 1..16, got 0"):
+        QuantLinear(8, 4, kernel_quantizer=0)
+    with pytest.raises(ValueError, match="input_quantizer must be in 1..16, got 17"):
+        QuantConv2d(3, 4, 3, input_quantizer=17)
+
+
+@pytest.mark.parametrize("make", [lambda c: GhostBatchNorm1d(c, ghost_size=8), RangeBatchNorm1d,
+                                  L1BatchNorm1d, lambda c: TopKBatchNorm1d(c, k=2),
+                                  lambda c: GhostBatchNorm2d(c, ghost_size=4), RangeBatchNorm2d,
+                                  L1BatchNorm2d, lambda c: TopKBatchNorm2d(c, k=2)])
+def test_batchnorm_variants_refuse_a_wrong_channel_count(make):
+    """RangeBatchNorm1d(4) on (32, 5) was a RuntimeError on tensor sizes from deep inside; now a
+    ValueError in training and in evaluation (float32 and half input), dimensions still checked."""
+    m = make(4)
+    two_d = isinstance(m, nn.BatchNorm2d)
+    x = torch.randn(32, 5, 2, 2) if two_d else torch.randn(32, 5)
+    for training in (True, False):
+        m.train(training)
+        for xx in (x, x.half()):
+            with pytest.raises(ValueError, match=r"expected 4 channels \(num_features\), got input with 5"):
+                m(xx)
+        with pytest.raises(ValueError, match="expected 4D input" if two_d else "expected 2D or 3D"):
+            m(torch.randn(32, 4)) if two_d else m(torch.randn(32, 4, 2, 2))
+        assert m(torch.randn(32, 4, 2, 2) if two_d else torch.randn(32, 4)).shape[1] == 4
+
+
+def test_fixed_classifier_refuses_input_that_is_not_a_batch_of_feature_vectors():
+    """A numpy array was "no attribute 'norm'", 4-D features a matmul shape error."""
+    head = FixedClassifier(64, 10)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor, got ndarray"):
+        head(np.ones((2, 64), dtype=np.float32))
+    for shape in ((2, 64, 1, 1), (2, 32), (64,)):
+        with pytest.raises(ValueError, match=r"x must be \(B, in_features\) = \(B, 64\)"):
+            head(torch.ones(shape))
+    assert head(torch.ones(2, 64)).shape == (2, 10)

@@ -7,6 +7,7 @@ from analysis.quant import (
     SignQuantizer,
     UniformQuantizer,
     as_quantizer,
+    check_bits,
     minmax_range,
     quantize_uniform,
     sign,
@@ -263,3 +264,42 @@ def test_minmax_range_refuses_a_dim_the_tensor_does_not_have():
     assert torch.equal(minmax_range(x, dim=-1)[1], x.abs().amax(0, keepdim=True))
     with pytest.raises(ValueError, match="dim must be in -2..1 .* got 2"):
         minmax_range(x, dim=2)  # was: taken as dim 0 (2 % 2), a range per row, silently
+
+
+def test_sign_and_minmax_range_refuse_what_is_not_a_tensor():
+    """A numpy array was "'numpy.ndarray' object has no attribute 'is_floating_point'" (sign,
+    sign_ste) or "... 'detach'" (minmax_range): now quantize_uniform's TypeError."""
+    import numpy as np
+
+    for f in (sign, sign_ste, minmax_range, lambda x: quantize_uniform(x, 2, -1, 1)):
+        with pytest.raises(TypeError, match="x must be a torch.Tensor, got ndarray"):
+            f(np.ones(3))
+
+
+def test_minmax_range_of_an_empty_tensor_is_a_clear_error():
+    """Was torch's "Expected reduction dim ..."; no slices along dim still give no ranges."""
+    for x, dim in ((torch.ones(0), None), (torch.ones(3, 0), None), (torch.ones(3, 0), 0)):
+        with pytest.raises(ValueError, match=r"x of shape .* is empty"):
+            minmax_range(x, dim=dim)
+    lo, hi = minmax_range(torch.ones(0, 3), dim=0)  # an empty batch's per-sample ranges
+    assert lo.shape == hi.shape == (0, 1)
+
+
+def test_minmax_range_of_an_integer_tensor_is_float():
+    """Was an int lo with a float hi."""
+    for symmetric in (True, False):
+        lo, hi = minmax_range(torch.tensor([3, -1, 2]), symmetric=symmetric)
+        assert lo.dtype == hi.dtype == torch.float32
+        assert (lo.item(), hi.item()) == ((-3.0, 3.0) if symmetric else (-1.0, 3.0))
+    lo, hi = minmax_range(torch.tensor([2, 2]), symmetric=False)
+    assert lo.dtype == hi.dtype == torch.float32 and lo.item() == 2.0 < hi.item()
+
+
+def test_bit_width_errors_name_their_argument():
+    """Were all "bits must be in 1..16, got 0", whichever argument was wrong."""
+    with pytest.raises(ValueError, match="bits must be in 1..16, got 0"):
+        check_bits(0)
+    with pytest.raises(ValueError, match="bits_w must be in 1..16, got 0"):
+        check_bits(0, "bits_w")
+    with pytest.raises(ValueError, match="kernel_quantizer must be an integer in 1..16, got 2.5"):
+        as_quantizer(2.5, "kernel_quantizer")

@@ -417,6 +417,14 @@ def test_packed_model_on_an_empty_batch() -> None:
     assert packed.scores(torch.empty(0, 784), kernel="baseline").shape == (0, 10)
 
 
+def test_packed_model_refuses_what_is_not_a_tensor() -> None:
+    """A numpy batch was "'numpy.ndarray' object has no attribute 'to'"."""
+    packed = xnor.export_packed(random_bnn(16, 1))
+    for f in (packed.predict, packed.scores):
+        with pytest.raises(TypeError, match="x must be a torch.Tensor, got ndarray"):
+            f(np.ones((2, 784), dtype=np.float32))
+
+
 def test_pack_bits_of_half_precision_tensors() -> None:
     """bfloat16 tensors pack like their float32 values (numpy has no bfloat16: it raised
     TypeError from inside torch); float16 too."""

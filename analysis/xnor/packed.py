@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from analysis.checks import check_is_tensor
 from analysis.xnor.gpu import GPU_KERNELS, baseline_matmul, threshold_pack
 from analysis.xnor.packing import pack_bits, unpack_bits, xnor_matmul
 
@@ -196,6 +197,7 @@ class PackedBinaryMLP:
             raise ValueError(f"kernel must be 'xnor', 'popc', 'tc' or 'baseline', got {kernel!r}")
         xnor = kernel != "baseline"
         gemm = "auto" if kernel == "xnor" else kernel
+        x = check_is_tensor("x", x)
         x = x.reshape(x.shape[0], math.prod(x.shape[1:])).to(self.device, torch.float32)  # B may be 0
         first = self.layers[0]
         if x.shape[1] != first.k:
