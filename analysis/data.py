@@ -162,7 +162,9 @@ def load(name: str, split: str = "train", **options) -> tuple[torch.Tensor, torc
 
 def batches(X: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = True,
             seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches (xb, yb) covering X once; the last one may be smaller."""
+    """Mini-batches (xb, yb) covering X once; the last one may be smaller. X and y may be
+    numpy arrays too: they are taken as tensors (so a batch of one row keeps its shape)."""
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
     if batch_size < 1:
@@ -177,8 +179,11 @@ def batches(X: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = T
 
 
 def to_pm1(y: torch.Tensor) -> torch.Tensor:
-    """Labels {0, 1} -> {-1, +1} as float32 (the y_n of the margin papers)."""
-    return y.to(torch.float32) * 2 - 1
+    """Labels {0, 1} -> {-1, +1} as float32, of the shape of y (the y_n of the margin papers);
+    labels already ±1 come back as they are, any other value is a ValueError."""
+    from analysis.margin.common import signed_labels  # here: analysis.margin loads scipy
+
+    return torch.as_tensor(signed_labels(y), dtype=torch.float32).reshape(np.shape(y))
 
 
 def cache_dir() -> Path:

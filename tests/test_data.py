@@ -454,6 +454,28 @@ def test_batches_cover_once_and_are_seeded():
         next(data.batches(X, y, 0))
 
 
+def test_batches_of_numpy_arrays_are_the_batches_of_their_tensors():
+    """numpy X, y: the last batch of one row came back as X's row (2,) and a scalar y, not
+    (1, 2) and (1,) (numpy took the one-element index tensor for an integer)."""
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    got = list(data.batches(X, y, 3))
+    want = list(data.batches(torch.as_tensor(X), torch.as_tensor(y), 3))
+    assert [(xb.shape, yb.shape) for xb, yb in got][-1] == ((1, 2), (1,))
+    assert all(torch.equal(g[0], w[0]) and torch.equal(g[1], w[1]) for g, w in zip(got, want))
+
+
+def test_to_pm1_takes_only_binary_labels():
+    """to_pm1 turned labels {0, 1, 2} into [-1, 1, 3] in silence, labels ±1 into [-3, 1], and
+    failed on numpy labels with an AttributeError ('numpy.ndarray' has no attribute 'to')."""
+    message = r"labels must be in \{0, 1\} or \{-1, \+1\}, got values \[0.0, 1.0, 2.0\]"
+    with pytest.raises(ValueError, match=message):
+        data.to_pm1(torch.tensor([0, 1, 2]))
+    assert data.to_pm1(np.array([[0], [1]])).tolist() == [[-1.0], [1.0]]
+    pm1 = data.to_pm1(torch.tensor([1, 0, 1]))
+    assert pm1.dtype == torch.float32 and pm1.tolist() == [1.0, -1.0, 1.0]
+    assert torch.equal(data.to_pm1(pm1), pm1)
+
+
 # ---------------------------------------------------------------- command line
 
 def test_cli_lists_registry_and_reports_fetch_failure(cache, monkeypatch, capsys):
