@@ -535,6 +535,8 @@ def test_a_backend_that_fails_to_start_is_tried_once(monkeypatch: pytest.MonkeyP
     status = gpu.gpu_status()  # says why, for both: one failed, the other was not asked for
     assert "pycuda unavailable (ImportError: No module named 'pycuda')" in status
     assert "cupy not tried (BITS_AND_BIAS_GPU_BACKEND=pycuda)" in status
+    # it pointed to ../shared/gpu/README.md, outside the repository and the installed package
+    assert "Install PyCUDA with pip install 'bits-and-bias[gpu]' (see the GPU section of README.md" in status
 
 
 class _FakeCudaTensor(torch.Tensor):

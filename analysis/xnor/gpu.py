@@ -177,7 +177,7 @@ def gpu_status() -> str:
                         for n in _BACKENDS)
     return (
         f"no GPU backend: {missing}. Install PyCUDA with pip install 'bits-and-bias[gpu]' "
-        "(see ../shared/gpu/README.md without network) or CuPy"
+        "(see the GPU section of README.md without network) or CuPy"
     )
 
 
