@@ -501,6 +501,29 @@ def test_experiment_cli_refuses_a_partial_sweep_of_other_settings(tmp_path, monk
     assert len(ran) == 2  # nothing ran
 
 
+def test_experiment_cli_refuses_to_overwrite_a_finished_sweep_of_other_settings(tmp_path, monkeypatch,
+                                                                                capsys):
+    """A finished sweep's minima.json, .csv and .md were overwritten in silence by a sweep of
+    another loss into its --out; the same settings still run again over them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.setitem(L.SWEEPS, "fast", TINY_SWEEP)
+    assert L.experiment_cli(["--fast", "--out", str(tmp_path)]) == 0
+    before = {f: (tmp_path / f).read_bytes() for f in ("minima.json", "minima.csv", "minima.md")}
+    ran = []
+    _sweep_interrupted_at(None, ran, monkeypatch)
+    with pytest.raises(SystemExit) as exit_:
+        L.experiment_cli(["--fast", "--loss", "logistic", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert (f"error: {tmp_path / 'minima.json'} holds a finished run with loss = 'quadratic', "
+            f"not 'logistic': choose another --out, or delete {tmp_path} to run again"
+            ) in capsys.readouterr().err
+    assert ran == [] and {f: (tmp_path / f).read_bytes() for f in before} == before
+    assert L.experiment_cli(["--fast", "--out", str(tmp_path)]) == 0
+    assert len(ran) == 6
+
+
 def test_bench_minima_runs_side_by_side(tmp_path, capsys):
     import json
 
@@ -592,6 +615,23 @@ def test_loss_and_grad_checks_its_inputs():
     torch.testing.assert_close(from_float, L.loss_and_grad(Wf.double(), zf.double(), X, y))
     # ρ = 0 (ReLU) is the boundary and valid
     assert L.loss_and_grad(W, z, X, y, slope=0.0)[0].shape == (2,)
+
+
+def test_forward_checks_its_inputs_as_loss_and_grad_does():
+    """forward checked nothing: one net's W (d1, d0) gave an IndexError, a W of another d0 a
+    matmul shape error, a float32 W "expected m1 and m2 to have the same dtype"."""
+    X, y, W, z = random_point()
+    for Wb, zb in ((W[0], z[0]), (W[:, :, :2], z), (W, z[:1])):
+        with pytest.raises(ValueError, match=r"W must have shape \(R, d1, d0\) with d0 = 3.*W\[None\]"):
+            L.forward(Wb, zb, X)
+    with pytest.raises(ValueError, match=r"X must be a non-empty \(N, d0\) matrix"):
+        L.forward(W, z, X[0])
+    with pytest.raises(ValueError, match=r"slope ρ of the leaky ReLU must be in \[0, 1\)"):
+        L.forward(W, z, X, slope=1.5)
+    U, f = L.forward(W.float(), z.float(), X)
+    assert U.dtype == f.dtype == D
+    torch.testing.assert_close((U, f), L.forward(W.float().double(), z.float().double(), X))
+    assert f.shape == (2, len(X)) and U.shape == (2, len(X), W.shape[1])
 
 
 def test_make_data_refuses_unknown_options_and_classes():

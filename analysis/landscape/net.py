@@ -118,14 +118,20 @@ def _check_classes(classes) -> None:
                          f"got {classes!r}")
 
 
-def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    X, y = torch.as_tensor(X, dtype=DTYPE), torch.as_tensor(y, dtype=DTYPE)
+def _check_inputs(X: Tensor) -> Tensor:
+    """X (N, d0) as float64, non-empty and finite, or a ValueError naming X."""
+    X = torch.as_tensor(X, dtype=DTYPE)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"X must be a non-empty (N, d0) matrix, got shape {tuple(X.shape)}")
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}")
     if not torch.isfinite(X).all():
         raise ValueError("X holds NaN or infinite values")
+    return X
+
+
+def _check_data(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    X, y = _check_inputs(X), torch.as_tensor(y, dtype=DTYPE)
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}")
     if not torch.all((y == 1) | (y == -1)):
         raise ValueError("labels y must be ±1 (use analysis.data.to_pm1 on {0, 1} labels)")
     return X, y
@@ -182,9 +188,12 @@ def _sigma_backward(G: Tensor, U: Tensor, slope: float) -> Tensor:
 
 
 def forward(W: Tensor, z: Tensor, X: Tensor, slope: float = 0.1) -> tuple[Tensor, Tensor]:
-    """Pre-activations U_rnj = w_rj·x_n (R, N, d1) and outputs f_rn = Σ_j z_rj σ(U_rnj) (R, N)."""
+    """Pre-activations U_rnj = w_rj·x_n (R, N, d1) and outputs f_rn = Σ_j z_rj σ(U_rnj) (R, N).
+    W (R, d1, d0), z (R, d1), X (N, d0), as float64; slope: ρ (0: ReLU)."""
+    X = _check_inputs(X)
+    W, z = _check_params(W, z, X.shape[1])
     U = torch.matmul(W, X.T)  # (R, d1, N), contiguous: elementwise kernels are fast on it
-    return U.transpose(1, 2), (z.unsqueeze(1) @ _sigma(U, slope)).squeeze(1)
+    return U.transpose(1, 2), (z.unsqueeze(1) @ _sigma(U, _slope("leaky_relu", slope))).squeeze(1)
 
 
 def training_error(f: Tensor, y: Tensor) -> Tensor:
