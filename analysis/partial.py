@@ -6,9 +6,7 @@ experiment large-batch`, `... minima`) writes what it has finished, after each u
 partial file in its output folder, with the settings that made it and a fingerprint of the code
 (`code_version`); the same command reads it back (`load_partial`) and runs only the rest. A
 partial file made with other settings, or by other code (after a `git pull` or an edit), is
-refused: its rows and the new ones would not come from the same experiment. The finished
-results keep the same identity, and a run of other settings or code into their folder is
-refused too (`refuse_to_overwrite`): it would overwrite them in silence.
+refused: its rows and the new ones would not come from the same experiment.
 """
 
 from __future__ import annotations
@@ -19,8 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["write_text_atomic", "write_json_atomic", "code_version", "load_partial",
-           "refuse_to_overwrite", "interrupted"]
+__all__ = ["write_text_atomic", "write_json_atomic", "code_version", "load_partial", "interrupted"]
 
 PACKAGE = Path(__file__).parent
 PRESENTATION = ("plots", "widgets")  # draw or show results, never compute them
@@ -66,38 +63,17 @@ def load_partial(path: Path, identity: dict, p) -> dict | None:
             raise ValueError("no 'identity' of the run in it")
     except (ValueError, AttributeError) as e:
         p.error(f"cannot read {path} ({e}); remove it to start again")
-    _refuse_another_run(path, "an unfinished run", kept["identity"], identity, p, (
-        "its results and new ones would not be comparable; remove it to start again, or choose "
-        "another --out", "run with its settings to resume it, or choose another --out"))
-    return kept
-
-
-def refuse_to_overwrite(path: Path, identity: dict, p) -> None:
-    """An argparse error (parser `p`) if `path` holds the results of a finished run made with
-    other settings, or by other code, than `identity` (kept under its key "identity"): a new run
-    would overwrite them in silence. The same settings and code may run again over them."""
-    if not path.exists():
-        return
-    try:
-        kept = json.loads(path.read_text()).get("identity") or {}  # none: written by older code
-    except (ValueError, AttributeError) as e:
-        p.error(f"cannot read {path} ({e}); remove it to start again")
-    advice = f"choose another --out, or delete {path.parent} to run again"
-    _refuse_another_run(path, "a finished run", kept, identity, p, (advice, advice))
-
-
-def _refuse_another_run(path: Path, what: str, kept: dict, identity: dict, p,
-                        advice: tuple[str, str]) -> None:
-    """An argparse error if the run `kept` (its identity, read from `path`) is not `identity`:
-    other code first, else the first setting that differs; advice: what to do then, for each."""
     identity = json.loads(json.dumps(identity))  # tuples → lists, as read back from JSON
-    if kept.get("code") != identity.get("code"):
-        p.error(f"{path} holds {what} made by other code (version {kept.get('code', 'unknown')}, "
-                f"this is {identity.get('code')}): {advice[0]}")
-    for key in sorted(identity.keys() | kept.keys()):
-        if kept.get(key) != identity.get(key):
-            p.error(f"{path} holds {what} with {key} = {kept.get(key)!r}, not "
-                    f"{identity.get(key)!r}: {advice[1]}")
+    if kept["identity"].get("code") != identity.get("code"):
+        p.error(f"{path} holds an unfinished run made by other code (version "
+                f"{kept['identity'].get('code')}, this is {identity.get('code')}): its results and "
+                f"new ones would not be comparable; remove it to start again, or choose another --out")
+    for key in sorted(identity.keys() | kept["identity"].keys()):
+        if kept["identity"].get(key) != identity.get(key):
+            p.error(f"{path} holds an unfinished run with {key} = {kept['identity'].get(key)!r}, "
+                    f"not {identity.get(key)!r}: run with its settings to resume it, or choose "
+                    f"another --out")
+    return kept
 
 
 def interrupted(partial: Path, total: int, unit: str) -> int:

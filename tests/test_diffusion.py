@@ -423,26 +423,6 @@ def test_experiment_cli_refuses_a_partial_run_of_other_settings(tmp_path, monkey
     assert len(ran) == 2  # nothing ran
 
 
-def test_experiment_cli_refuses_to_overwrite_a_finished_run_of_other_settings(tmp_path, monkeypatch,
-                                                                              capsys):
-    """A finished run's results.json and table.md were overwritten in silence by a run of
-    another seed into its --out; the same settings still run again over them."""
-    monkeypatch.setitem(D.SETTINGS, "fast", TINY)
-    ran = []
-    monkeypatch.setattr(large_batch, "run_config", _interrupt_at(None, D.run_config, ran))
-    assert D.experiment_cli(["--fast", "--out", str(tmp_path)]) == 0
-    before = {f: (tmp_path / f).read_bytes() for f in ("results.json", "table.md")}
-    ran.clear()
-    with pytest.raises(SystemExit) as exit_:
-        D.experiment_cli(["--fast", "--seed", "1", "--out", str(tmp_path)])
-    assert exit_.value.code == 2
-    assert (f"error: {tmp_path / 'results.json'} holds a finished run with seed = 0, not 1: "
-            f"choose another --out, or delete {tmp_path} to run again") in capsys.readouterr().err
-    assert ran == [] and {f: (tmp_path / f).read_bytes() for f in before} == before
-    assert D.experiment_cli(["--fast", "--out", str(tmp_path)]) == 0
-    assert len(ran) == 5
-
-
 def test_gap_recovered():
     rows = [{"test_error": e} for e in (0.05, 0.15, 0.12, 0.08)]
     assert D.gap_recovered(rows) == pytest.approx(0.7)

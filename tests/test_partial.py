@@ -6,13 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.partial import (
-    code_version,
-    load_partial,
-    refuse_to_overwrite,
-    write_json_atomic,
-    write_text_atomic,
-)
+from analysis.partial import code_version, load_partial, write_json_atomic, write_text_atomic
 
 
 def fill_the_disk(monkeypatch, room: int = 10):
@@ -144,27 +138,3 @@ def test_a_partial_run_is_resumed_only_with_exactly_its_settings(tmp_path, capsy
     with pytest.raises(SystemExit):
         load_partial(partial, {"code": "c", "widths": (1, 2)}, p)
     assert "with seed = 0, not None" in capsys.readouterr().err
-
-
-def test_a_finished_run_of_other_settings_or_code_is_refused(tmp_path, capsys):
-    """A run into the --out of a finished one of other settings overwrote its results in silence
-    (only an unfinished one was refused): it stops and says what differs and what to do; the
-    same settings and code may run again over them."""
-    p = argparse.ArgumentParser(prog="large-batch")
-    results = tmp_path / "results.json"
-    refuse_to_overwrite(results, {"code": "c", "seed": 0}, p)  # nothing there yet
-    write_json_atomic(results, {"rows": [1], "identity": {"code": "c", "seed": 0, "widths": [1, 2]}})
-    refuse_to_overwrite(results, {"code": "c", "seed": 0, "widths": (1, 2)}, p)
-    for identity, why in [({"code": "c", "seed": 1, "widths": (1, 2)}, "with seed = 0, not 1"),
-                          ({"code": "d", "seed": 0, "widths": (1, 2)},
-                           "made by other code (version c, this is d)")]:
-        with pytest.raises(SystemExit) as exit_:
-            refuse_to_overwrite(results, identity, p)
-        assert exit_.value.code == 2
-        assert (f"error: {results} holds a finished run {why}: choose another --out, or delete "
-                f"{tmp_path} to run again\n") in capsys.readouterr().err
-    write_json_atomic(results, {"rows": [1]})  # written before results kept their identity
-    with pytest.raises(SystemExit):
-        refuse_to_overwrite(results, {"code": "c"}, p)
-    assert "holds a finished run made by other code (version unknown, this is c)" in capsys.readouterr().err
-    assert json.loads(results.read_text()) == {"rows": [1]}

@@ -20,14 +20,7 @@ import torch
 from analysis.checks import count_arg, out_folder_arg
 from analysis.diffusion.fits import compare_fits
 from analysis.diffusion.record import WeightDiffusion
-from analysis.partial import (
-    code_version,
-    interrupted,
-    load_partial,
-    refuse_to_overwrite,
-    write_json_atomic,
-    write_text_atomic,
-)
+from analysis.partial import code_version, interrupted, load_partial, write_json_atomic, write_text_atomic
 
 __all__ = [
     "LargeBatchConfig",
@@ -250,7 +243,6 @@ def experiment_cli(argv: list[str]) -> int:
     name = "large_batch_grid.json" if a.grid else "results.json"
     partial = out / name.replace(".json", ".partial.json")
     identity = {"mode": mode, **settings, "seed": a.seed, "code": code_version()}
-    refuse_to_overwrite(out / name, identity, p)
     done = load_partial(partial, identity, p)
     out.mkdir(parents=True, exist_ok=True)
     print(f"large-batch experiment ({mode}): mlp {settings['depth']}x"
@@ -265,7 +257,6 @@ def experiment_cli(argv: list[str]) -> int:
                                   log=lambda s: print(s, flush=True), done=done,
                                   save=lambda r: write_json_atomic(partial, dict(r, identity=identity)))
         results["seconds"] = earlier + time.perf_counter() - t0
-        results["identity"] = identity  # a run of other settings into --out is refused
         write_json_atomic(out / name, compact(results) if a.grid else results)
         print(f"wrote {out / name} ({results['seconds']:.0f} s)")
         if not a.grid:

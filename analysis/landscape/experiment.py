@@ -31,14 +31,7 @@ from analysis.landscape.net import (
     training_error,
 )
 from analysis.landscape.train import train_many
-from analysis.partial import (
-    code_version,
-    interrupted,
-    load_partial,
-    refuse_to_overwrite,
-    write_json_atomic,
-    write_text_atomic,
-)
+from analysis.partial import code_version, interrupted, load_partial, write_json_atomic, write_text_atomic
 
 __all__ = [
     "interpolate_1d",
@@ -294,7 +287,6 @@ def experiment_cli(argv: list[str]) -> int:
     partial = out / "minima.partial.json"
     identity = {"mode": "fast" if a.fast else "normal", **cfg, "activation": a.activation,
                 "loss": a.loss, "seed": a.seed, "code": code_version()}
-    refuse_to_overwrite(out / "minima.json", identity, p)
     done = (load_partial(partial, identity, p) or {"rows": []})["rows"]
     out.mkdir(parents=True, exist_ok=True)
     total = len(cfg["data"]) * len(cfg["widths"])
@@ -313,8 +305,7 @@ def experiment_cli(argv: list[str]) -> int:
         seconds = earlier + time.perf_counter() - t0
         settings = {**cfg, "activation": a.activation, "loss": a.loss, "seed": a.seed,
                     "seconds": seconds}
-        write_json_atomic(out / "minima.json", {"settings": settings, "rows": rows,
-                                                "identity": identity})  # see refuse_to_overwrite
+        write_json_atomic(out / "minima.json", {"settings": settings, "rows": rows})
         _write_csv(out / "minima.csv", rows)
         table = markdown_table(rows)
         write_text_atomic(out / "minima.md", table + "\n")
