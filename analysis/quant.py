@@ -133,7 +133,8 @@ def quantize_uniform(
 ) -> Tensor:
     """Quantize `x` to 2^bits levels: the centres of 2^bits equal bins over [lo, hi].
 
-    Q(x) = lo + Δ(i + ½), Δ = (hi − lo)/2^bits, i = clamp(round((x − lo)/Δ − ½), 0, 2^bits − 1).
+    Q(x) = lo + Δ(i + ½), Δ = (hi − lo)/2^bits, i = clamp(⌊(x − lo)/Δ⌋, 0, 2^bits − 1)
+    (a value on a bin edge goes to the bin above).
     Deterministic rounding goes to the nearest level; stochastic rounding goes up with
     probability equal to the fractional distance, so E[Q(x)] = x between the outermost levels
     lo + Δ/2 and hi − Δ/2 (beyond them, as outside [lo, hi], Q clips to those levels).

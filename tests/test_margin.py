@@ -496,8 +496,10 @@ def test_momentum_stability_limit_is_2_1_plus_mu_over_beta():
     r = M.gradient_descent(X, y, optimizer="momentum", momentum=0.5, lr=2.5 / beta, steps=200,
                            record=[200])
     assert r.error[-1] == 0 and np.isfinite(r.loss[-1])
-    with pytest.raises(ValueError, match="stability limit"):
+    with pytest.raises(ValueError, match=r"stability limit .*\(2\(1 \+ μ\)/β with smoothness"):
         M.gradient_descent(X, y, optimizer="momentum", momentum=0.5, lr=3.1 / beta, steps=10)
+    with pytest.raises(ValueError, match=r"\(2/β with smoothness .* needs η < 2/β\."):
+        M.gradient_descent(X, y, lr=2.1 / beta, steps=10)
 
 
 def test_recorded_margin_is_min_margin_over_the_norm():

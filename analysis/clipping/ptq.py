@@ -218,7 +218,7 @@ def fold_bn_scale_(model: nn.Module) -> nn.Module:
 def quantize_model(model: nn.Module, calibration: Tensor, cfg: PTQConfig,
                    inputs: list[Tensor] | None = None) -> nn.Module:
     """A quantized copy of `model`: weights replaced by their quantized values (per output
-    channel), inputs of every Linear/Conv2d quantized by a forward pre-hook with ranges
+    channel with `cfg.per_channel` or weight bit allocation, else per tensor), inputs of every Linear/Conv2d quantized by a forward pre-hook with ranges
     calibrated on `calibration` (per tensor, or per channel with bit allocation); the first
     and last layers at `cfg.end_bits`. The float model is left untouched; the copy stays on
     its device."""

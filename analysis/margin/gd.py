@@ -187,9 +187,10 @@ def _check_lr(lr: float, beta: float, optimizer: str, momentum: float) -> float:
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     if lr >= limit:
+        rule = "2(1 + μ)/β" if optimizer == "momentum" else "2/β"
         raise ValueError(f"lr={lr:.4g} is not below the stability limit {limit:.4g} "
-                         f"(2/β with smoothness β={beta:.4g}); the theory needs η < 2/β. Use a "
-                         "smaller lr, or check_lr=False to watch it diverge")
+                         f"({rule} with smoothness β={beta:.4g}); the theory needs η < {rule}. Use "
+                         "a smaller lr, or check_lr=False to watch it diverge")
     return limit
 
 

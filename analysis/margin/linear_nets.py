@@ -150,7 +150,7 @@ def train_linear_net(X, y, depth: int, kind: str = "conv", steps: int = 5000,
 
     kind "conv": L − 1 full-width circular conv layers and a linear output, θ = (w_1 … w_L)
     ∈ R^{L×d}; "fc": d×d matrices W_1 … W_{L−1} and w_L ∈ R^d. Init N(0, init_scale²).
-    normalized: step η/(L(θ)·‖β‖^{2−2/L}) (normalized GD, Nacson et al. 2019: the same limit
+    normalized: step η/(L(θ)·max(1, ‖β‖)^{2−2/L}) (normalized GD, Nacson et al. 2019: the same limit
     direction after far fewer steps; the ‖β‖ factor keeps the step stable as the degree-L
     homogeneous net grows); otherwise the fixed step η.
 

@@ -168,7 +168,8 @@ def export_packed(model: nn.Module) -> PackedBinaryMLP:
 
 @dataclass
 class PackedBinaryMLP:
-    """A binarized MLP for inference only: packed ±1 weights, integer thresholds, XNOR layers.
+    """A binarized MLP for inference only: packed ±1 weights, thresholds (integers after the
+    first layer), XNOR layers.
 
     Layer 1: y = x · sign(W₁)ᵀ in float32 (real input), bits = [s·y ≥ t].
     Layers 2..L−1: y = K − 2·popcount(x XOR w) (`xnor_matmul`), bits = [s·y ≥ t].
