@@ -218,10 +218,10 @@ def fold_bn_scale_(model: nn.Module) -> nn.Module:
 def quantize_model(model: nn.Module, calibration: Tensor, cfg: PTQConfig,
                    inputs: list[Tensor] | None = None) -> nn.Module:
     """A quantized copy of `model`: weights replaced by their quantized values (per output
-    channel with `cfg.per_channel` or weight bit allocation, else per tensor), inputs of every Linear/Conv2d quantized by a forward pre-hook with ranges
-    calibrated on `calibration` (per tensor, or per channel with bit allocation); the first
-    and last layers at `cfg.end_bits`. The float model is left untouched; the copy stays on
-    its device."""
+    channel with `cfg.per_channel` or weight bit allocation, else per tensor), inputs of every
+    Linear/Conv2d quantized by a forward pre-hook with ranges calibrated on `calibration` (per
+    tensor, or per channel with bit allocation); the first and last layers at `cfg.end_bits`.
+    The float model is left untouched; the copy stays on its device."""
     check_bits(cfg.w_bits), check_bits(cfg.a_bits), check_bits(cfg.end_bits)
     if not set(cfg.allocate) <= {"w", "a"}:
         raise ValueError(f"allocate must be '', 'w', 'a' or 'wa', got {cfg.allocate!r}")
