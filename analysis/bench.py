@@ -679,12 +679,12 @@ def dashboards(argv: list[str]) -> int:
 
     matplotlib.use("Agg")
     p = argparse.ArgumentParser(prog="python -m analysis bench dashboards", description=dashboards.__doc__)
-    built = _lesson_dashboards()
     p.add_argument("--only", nargs="+", default=None, metavar="NAME",
                    help="dashboards whose name starts with one of these, e.g. 03 or '01 sign' (default: all)")
     p.add_argument("--json", type=json_path_arg, default=None,
                    help="also write the results, with the machine, to this JSON file")
     a = p.parse_args(argv)
+    built = _lesson_dashboards()  # after parsing: --help imports no widget module
     names = [n for n in built if a.only is None or any(n.startswith(o) for o in a.only)]
     if not names:
         p.error(f"--only {' '.join(a.only)} matches no dashboard; the dashboards: {', '.join(built)}")
