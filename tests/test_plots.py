@@ -360,7 +360,7 @@ def test_quantizer_panel_marks_bounds_levels_and_each_optimum_on_its_curve():
     from analysis.plots.clipping import quantizer_panel
     edges = np.linspace(-3, 3, 7)
     counts = np.array([1, 5, 20, 20, 5, 1])
-    levels = np.linspace(-2, 2, 8)
+    levels = np.linspace(-3.5, 3.5, 8)  # ±3.5 lie beyond the histogram's range
     grid = np.linspace(0.5, 4, 8)
     curves = {"exact": 1 / grid + grid / 10, "paper": 2 / grid + grid / 5, "measured": 1 / grid + grid / 8}
     optima = {"exact": 3.0, "paper": 3.2}
@@ -368,11 +368,20 @@ def test_quantizer_panel_marks_bounds_levels_and_each_optimum_on_its_curve():
     assert ax_h.get_yscale() == "log" and ax_m.get_yscale() == "log"
     bounds = [ln.get_xdata()[0] for ln in ax_h.get_lines()]
     assert bounds == [-2.0, 2.5]
-    assert _legend(ax_h) == ["8 levels", "clipping bounds"]
+    assert _legend(ax_h) == ["8 levels", "clipping bounds"]  # the quantizer's levels, not those in view
+    (level_lines,) = ax_h.collections
+    drawn = [seg[0, 0] for seg in level_lines.get_segments()]
+    np.testing.assert_allclose(drawn, levels[1:-1])  # a line at every level inside the histogram
     lines = _lines(ax_m)
     for name, label in (("measured", "measured"), ("exact", "exact (this quantizer)"),
                         ("paper", "paper's approximation")):
         np.testing.assert_allclose(_xy(lines[label]), np.c_[grid, curves[name]])
+    # measured: red dots; this quantizer's exact MSE: a solid line; the paper's: grey, dashed
+    styles = {label: (ln.get_linestyle(), ln.get_marker(), mcolors.to_hex(ln.get_color()))
+              for label, ln in lines.items() if label[0] not in "α_"}  # not the stars, the α line
+    assert styles == {"measured": ("None", "o", PALETTE["binary"]),
+                      "exact (this quantizer)": ("-", "None", PALETTE["float"]),
+                      "paper's approximation": ("--", "None", PALETTE["paper"])}
     for name, a in optima.items():
         star = _xy(lines[f"α* {name} = {a:.2f}b"])[0]
         assert star[1] == pytest.approx(np.interp(a, grid, curves[name]))
@@ -460,7 +469,7 @@ def test_random_walks_left_panel_is_log_log_right_is_log_t():
 
 def test_fit_comparison_draws_the_record_as_measured_beside_three_laws():
     t = np.arange(1, 21)
-    d = 0.1 + np.log(t)
+    d = 0.1 + np.log(t) + 0.05 * np.sin(t)  # off every fitted law: the dots must be the record
     fig = D.fit_comparison(t, d)
     for ax, scale in zip(fig.axes, ("log", "linear")):
         assert ax.get_xscale() == scale
@@ -506,6 +515,9 @@ def test_error_histograms_colour_each_run_by_its_class():
         assert colors == [LS.CLASS_COLORS[lab] for lab in r["labels"]]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.50", "2.00"]
     assert _legend(ax) == list(LS.CLASS_COLORS)
+    handles = ax.get_legend().legend_handles
+    assert [mcolors.to_hex(h.get_facecolor()[0]) for h in handles] == list(LS.CLASS_COLORS.values())
+    assert len(set(LS.CLASS_COLORS.values())) == len(LS.CLASS_COLORS)  # every class told apart
 
 
 def test_endpoint_summary_bars_are_the_fractions_in_their_class_colours():
@@ -588,11 +600,21 @@ def test_fourier_spectra_show_frequencies_0_to_d_over_2_scaled_to_1():
 
 def test_sparsity_vs_depth_plots_the_mean_over_data_sets():
     depths = (1, 2)
-    sparsity = {(kind, d): [0.2 * d, 0.4 * d] for kind in ("conv", "fc", "bridge") for d in depths}
+    scale = {"conv": 1.0, "fc": 0.5, "bridge": 0.25}
+    # three data sets whose mean (0.2·d) is neither their median (0.1·d) nor their max
+    sparsity = {(kind, d): [0.1 * d * c, 0.1 * d * c, 0.4 * d * c]
+                for kind, c in scale.items() for d in depths}
     fb = M.FourierBias(depths=depths, sparsity=sparsity, angle_svm={}, angle_bridge={}, settings={})
     ax = P.sparsity_vs_depth(fb).axes[0]
-    for line in ax.get_lines():
-        np.testing.assert_allclose(_xy(line), [[1, 0.3], [2, 0.6]])
+    lines = _lines(ax)
+    for kind, label in (("conv", "linear conv net (GD)"), ("fc", "fully connected (GD)"),
+                        ("bridge", r"$\ell_{2/L}$ stationary point")):
+        np.testing.assert_allclose(_xy(lines[label]), [[d, 0.2 * d * scale[kind]] for d in depths])
+    # the dots are the individual data sets, beside their depth
+    dots = [(kind, d) for kind in scale for d in depths]
+    for coll, key in zip(ax.collections, dots):
+        np.testing.assert_allclose(coll.get_offsets()[:, 1], sparsity[key])
+        np.testing.assert_allclose(coll.get_offsets()[:, 0], key[1], atol=0.1)
 
 
 # xnor (lesson 02)
