@@ -183,9 +183,8 @@ def to_pm1(y: torch.Tensor) -> torch.Tensor:
     labels already ±1 come back as they are, any other value is a ValueError."""
     from analysis.margin.common import signed_labels  # here: analysis.margin loads scipy
 
-    device = y.device if torch.is_tensor(y) else "cpu"  # labels on a GPU come back there
-    pm1 = signed_labels(y.cpu() if torch.is_tensor(y) else y)
-    return torch.as_tensor(pm1, dtype=torch.float32, device=device).reshape(np.shape(y))
+    y = torch.as_tensor(y)  # numpy too; labels on a GPU come back there
+    return torch.as_tensor(signed_labels(y.cpu()), dtype=torch.float32, device=y.device).reshape(y.shape)
 
 
 def cache_dir() -> Path:
