@@ -259,7 +259,7 @@ def as_quantizer(spec: Quantizer | str | int | None, name: str = "bits") -> Quan
     """Turn a spec into a quantizer: None, "sign" (hard-tanh STE), "sign_weights" (plain STE,
     for clipped latent weights), an integer k, numpy's included (k bits on [−1, 1]; k = 1 is
     "sign", the levels ±1), or a callable. A bool is not a bit width and is refused; a bad
-    bit width's error names the argument `name` (kernel_quantizer…)."""
+    bit width's or an unknown spec's error names the argument `name` (kernel_quantizer…)."""
     if spec is None or callable(spec):
         return spec
     if spec in ("sign", "ste_sign"):
@@ -269,4 +269,5 @@ def as_quantizer(spec: Quantizer | str | int | None, name: str = "bits") -> Quan
     if isinstance(spec, numbers.Real) and not isinstance(spec, bool):
         bits = check_bits(spec, name)
         return SignQuantizer() if bits == 1 else UniformQuantizer(bits, clip=1.0)
-    raise ValueError(f"unknown quantizer {spec!r}: use None, 'sign', a bit width or a callable")
+    raise ValueError(f"{name}: unknown quantizer {spec!r}: use None, 'sign', 'sign_weights', "
+                     "a bit width or a callable")

@@ -70,6 +70,14 @@ def squared_hinge_loss(scores: Tensor, y: Tensor) -> Tensor:
 LOSSES = {"cross_entropy": F.cross_entropy, "squared_hinge": squared_hinge_loss}
 
 
+def _check_labels(scores: Tensor, y: Tensor) -> None:
+    """A label ≥ the number of scores is a ValueError here, not a CUDA device-side assert (which
+    breaks the whole CUDA context) or an index error from inside the loss."""
+    if scores.ndim == 2 and len(y) and int(y.max()) >= scores.shape[1]:
+        raise ValueError(f"y holds class {int(y.max())} but the model gives {scores.shape[1]} "
+                         f"scores (classes 0…{scores.shape[1] - 1})")
+
+
 def _loss_fn(name: str):
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(LOSSES)}")
@@ -271,6 +279,7 @@ def evaluate(model: nn.Module, data, loss: str = "cross_entropy", batch_size: in
     for i in range(0, len(X), batch_size):
         xb, yb = X[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
         out = model(xb)
+        _check_labels(out, yb)
         total_loss += float(loss_fn(out, yb)) * len(xb)
         wrong += int((out.argmax(1) != yb).sum())
     model.train(was_training)
@@ -283,9 +292,11 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: Tensor, y
     latent-weight clipping W ← clip(W, −α, α) (`layers.clip_latent_weights_`; α = 1 for sign).
     Returns (scores, loss), both detached.
 
-    Raises TrainingDiverged, before any update, when the loss is NaN or infinite.
+    Raises TrainingDiverged, before any update, when the loss is NaN or infinite, and a
+    ValueError when a label is not one of the model's classes.
     """
     out = model(xb)
+    _check_labels(out, yb)
     loss = loss_fn(out, yb)
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"the loss became {loss.item()}")

@@ -128,6 +128,8 @@ def test_quantizer_objects():
     assert len(torch.unique(UniformQuantizer(2, clip=None)(torch.randn(1000)))) == 4
     with pytest.raises(ValueError, match="unknown quantizer"):
         as_quantizer("ternary")
+    with pytest.raises(ValueError, match="^input_quantizer: unknown quantizer 'ternary'"):
+        as_quantizer("ternary", "input_quantizer")
     with pytest.raises(ValueError, match="clip must be > 0"):
         UniformQuantizer(4, clip=0.0)
 

@@ -178,6 +178,15 @@ def test_bad_inputs_are_clear_errors():
         fit(small(), blobs(), lr="3e-3")  # TypeError from inside Adam
     with pytest.raises(ValueError, match="train_data: y must hold class labels 0, 1, …, got -1"):
         fit(small(), (blobs()[0], blobs()[1] * 2 - 1))  # ±1 labels: was an IndexError in torch
+    # labels ≥ the number of classes: were torch's "Target 3 is out of bounds" (cross-entropy),
+    # an index error (squared hinge), and a device-side assert on CUDA
+    X, y = blobs()
+    for loss in ("cross_entropy", "squared_hinge"):
+        with pytest.raises(ValueError, match="y holds class 4 but the model gives 3 scores "
+                                             "\\(classes 0…2\\)"):
+            fit(small(), (X, y + 2), loss=loss)
+        with pytest.raises(ValueError, match="y holds class 3 but the model gives 3 scores"):
+            evaluate(small(), (X, y + 1), loss=loss)
     with pytest.raises(ValueError, match="epochs must be a positive integer, got 2.5"):
         fit(small(), blobs(), epochs=2.5)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
