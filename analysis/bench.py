@@ -44,6 +44,7 @@ def machine_info() -> dict:
 
 
 def write_json(path: str | Path | None, results: dict) -> None:
+    """Write `results` with this machine's description to `path` (atomically); None: nothing."""
     if path:
         write_json_atomic(Path(path), {"machine": machine_info(), **results}, indent=1)
         print(f"wrote {path}")

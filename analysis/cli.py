@@ -59,6 +59,7 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m analysis COMMAND …` (and the `bits-and-bias` script): run COMMAND → exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())

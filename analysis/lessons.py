@@ -255,6 +255,7 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def cli(argv: list[str]) -> int:
+    """`python -m analysis lessons list|run …` → exit code."""
     p = argparse.ArgumentParser(prog="python -m analysis lessons",
                                 description="List or execute the lesson notebooks.")
     sub = p.add_subparsers(dest="action", metavar="{list,run}", required=True)

@@ -36,6 +36,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, obj, indent: int | None = None) -> None:
+    """`obj` as JSON at `path`, written whole or not at all (`write_text_atomic`)."""
     write_text_atomic(path, json.dumps(obj, indent=indent))
 
 
