@@ -39,7 +39,7 @@ def kernel_dir() -> Path:
 
 def kernel_source(name: str) -> str:
     """The text of kernels/<name>.cu (name without the extension)."""
-    return (kernel_dir() / f"{name}.cu").read_text()
+    return (kernel_dir() / f"{name}.cu").read_text(encoding="utf-8")
 
 
 def kernel_defines(name: str) -> dict[str, int]:
