@@ -105,6 +105,8 @@ def environment_report() -> dict[str, str]:
     if _import_error("torch") is None:
         import torch
 
+        report["torch"] = torch.__version__  # with its build tag (+cpu, +cu121), which a PyPI
+        # CUDA build's package metadata (2.3.0 for 2.3.0+cu121) leaves out
         report["cpus"] += f" (torch uses {torch.get_num_threads()} threads)"
         if torch.cuda.is_available():
             report["gpu"] = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"

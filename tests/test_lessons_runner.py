@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+import torch
 from packaging.requirements import Requirement
 
 from analysis import env
@@ -204,7 +205,7 @@ def test_a_torch_that_does_not_import_is_reported_not_raised(monkeypatch):
 
 
 @pytest.mark.parametrize("cuda_built, shown", [
-    (False, f"not usable: torch {metadata.version('torch')} is a CPU-only build (the README's GPU section "
+    (False, f"not usable: torch {torch.__version__} is a CPU-only build (the README's GPU section "
             "says which to install): GPU cells use committed results"),
     (True, "none (torch.cuda.is_available() is False): GPU cells use committed results"),
 ])
