@@ -73,6 +73,21 @@ def test_kernel_compiles_under_nvrtc(kernel: str, arch: str) -> None:
     assert status == 0, log.value.decode()
 
 
+def test_kernel_sources_are_read_as_utf8_whatever_the_locale() -> None:
+    """NVRTC 12.1 (torch 2.3's) sets the process's C locale to "C" after a compile; the next
+    kernel_source read the .cu files (UTF-8: "·", "ᵀ") as ASCII and raised UnicodeDecodeError."""
+    import locale
+
+    before = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        if sys.flags.utf8_mode or locale.getpreferredencoding(False).lower() in ("utf-8", "utf8"):
+            pytest.skip("Python is in UTF-8 mode: the C locale does not change how files are read")
+        assert "·" in xnor.kernel_source("xnor_gemm")
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+
+
 def test_launch_geometry_matches_the_kernel() -> None:
     d = xnor.kernel_defines("xnor_gemm")
     assert (d["XNOR_BM"] // d["XNOR_TM"]) * (d["XNOR_BN"] // d["XNOR_TN"]) == d["XNOR_THREADS"]
